@@ -1,0 +1,168 @@
+"""The number systems that the derivative table's rules run on.
+
+Every rule in `chainrule.ops` is written once, as a function of a namespace `m` plus its operands.
+Arithmetic (`+ - * / **`) works the same on floats, `Value`s and numpy arrays; everything else a
+rule needs (`m.exp`, `m.cos`, `m.step`, ...) comes from `m`. This module provides three `m`s:
+
+- `FLOAT`: plain Python floats, for the eager engine's forward pass and first-order backward.
+- `VALUE`: `Value`s, so that a backward pass builds a graph that can be differentiated again.
+- `numpy_backend()`: numpy arrays, for compiled programs running whole batches at once.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+
+# --- floats -------------------------------------------------------------------------------------
+def _exp(x: float) -> float:
+    # math.exp raises OverflowError past ~709; IEEE arithmetic (and PyTorch) say inf.
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _sigmoid(x: float) -> float:
+    # Two branches so that exp() is only ever taken of a non-positive number: no overflow.
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _softplus(x: float) -> float:
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): exact for large |x|, no overflow.
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def _relu(x: float) -> float:
+    # Written so that a NaN input stays NaN (max-style code would turn it into 0).
+    return 0.0 if x < 0.0 else x
+
+
+def _step(x: float) -> float:
+    return 1.0 if x > 0.0 else 0.0
+
+
+def _sign(x: float) -> float:
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+
+
+def _is_fractional(x: float) -> bool:
+    # A finite non-integer. NaN and inf are not "fractional": they propagate instead of raising.
+    return math.isfinite(x) and not x.is_integer()
+
+
+def _pow(a: float, b: float) -> float:
+    try:
+        return a**b
+    except OverflowError:  # IEEE (and PyTorch) say inf, with the sign of an odd power
+        return -math.inf if a < 0 and b % 2 == 1 else math.inf
+
+
+def _sin(x: float) -> float:
+    try:
+        return math.sin(x)
+    except ValueError:  # sin(inf): NaN, as IEEE says, rather than math's exception
+        return math.nan
+
+
+def _cos(x: float) -> float:
+    try:
+        return math.cos(x)
+    except ValueError:
+        return math.nan
+
+
+def _xlogy(x: float, y: float) -> float:
+    # x * log(y) with the convention 0 * log(0) = 0 (the limit, and PyTorch's choice).
+    return 0.0 if x == 0.0 else x * math.log(y)
+
+
+FLOAT = SimpleNamespace(
+    name="float",
+    exp=_exp,
+    log=math.log,
+    tanh=math.tanh,
+    sin=_sin,
+    cos=_cos,
+    sqrt=math.sqrt,
+    abs=abs,
+    pow=_pow,
+    sigmoid=_sigmoid,
+    softplus=_softplus,
+    relu=_relu,
+    step=_step,
+    sign=_sign,
+    is_fractional=_is_fractional,
+    xlogy=_xlogy,
+)
+
+
+# --- Values (for derivatives of derivatives) ----------------------------------------------------
+def _value_xlogy(x: Any, y: Any) -> Any:
+    return 0.0 if x.data == 0.0 else x * y.log()
+
+
+VALUE = SimpleNamespace(
+    name="value",
+    exp=lambda v: v.exp(),
+    log=lambda v: v.log(),
+    tanh=lambda v: v.tanh(),
+    sin=lambda v: v.sin(),
+    cos=lambda v: v.cos(),
+    sqrt=lambda v: v.sqrt(),
+    abs=lambda v: abs(v),
+    pow=lambda a, b: a**b,
+    sigmoid=lambda v: v.sigmoid(),
+    softplus=lambda v: v.softplus(),
+    relu=lambda v: v.relu(),
+    # The derivatives of step and sign are zero almost everywhere: constants, not graph nodes.
+    step=lambda v: _step(v.data),
+    sign=lambda v: _sign(v.data),
+    is_fractional=lambda v: _is_fractional(v.data),
+    xlogy=_value_xlogy,
+)
+
+
+# --- numpy arrays -------------------------------------------------------------------------------
+_NUMPY: SimpleNamespace | None = None
+
+
+def numpy_backend() -> SimpleNamespace:
+    """The numpy namespace for rules (numpy is imported on first use: it is an optional extra)."""
+    global _NUMPY
+    if _NUMPY is None:
+        try:
+            import numpy as np
+        except ImportError as exc:  # pragma: no cover - exercised only without numpy
+            raise ImportError(
+                "this feature needs numpy: pip install 'chainrule[numpy]'"
+            ) from exc
+
+        def xlogy(x: Any, y: Any) -> Any:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(x == 0.0, 0.0, x * np.log(y))
+
+        _NUMPY = SimpleNamespace(
+            name="numpy",
+            exp=np.exp,
+            log=np.log,
+            tanh=np.tanh,
+            sin=np.sin,
+            cos=np.cos,
+            sqrt=np.sqrt,
+            abs=np.abs,
+            pow=np.power,
+            sigmoid=lambda x: np.exp(-np.logaddexp(0.0, -x)),
+            softplus=lambda x: np.logaddexp(0.0, x),
+            relu=lambda x: np.maximum(x, 0.0),
+            step=lambda x: (x > 0.0).astype(np.float64),
+            sign=np.sign,
+            is_fractional=lambda x: np.isfinite(x) & (np.mod(x, 1.0) != 0.0),
+            xlogy=xlogy,
+        )
+    return _NUMPY

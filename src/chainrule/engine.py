@@ -1,0 +1,481 @@
+"""The eager scalar engine: `Value`, reverse-mode `backward()`, `no_grad()`.
+
+A `Value` wraps a float and remembers how it was made: the operation (a row of the derivative
+table in `chainrule.ops`) and its inputs. `backward()` walks that graph from the output back to the
+leaves and applies each operation's derivative rules: the chain rule, one node at a time.
+
+Design notes, for the curious:
+- A node stores its op and its inputs, never a closure. Closures that capture their own output
+  make reference cycles, which only Python's cyclic garbage collector can free; without them a
+  graph is freed the moment its last reference goes, and the collector has nothing to untangle.
+- The traversal is iterative, so a chain of a million nodes needs no recursion limit.
+- `backward()` computes a fresh gradient for every node (in the `_g` slot) and only then adds it
+  to `.grad`, so calling it twice doubles every gradient exactly.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Union
+
+from .backends import FLOAT, VALUE
+from .errors import DomainError, PlaceholderError
+from .ops import OPS, Op
+
+Number = Union[int, float]
+Operand = Union["Value", int, float]
+
+_grad_enabled = True  # switched off inside `no_grad()`
+
+
+def _to_float(x: Any, what: str) -> float:
+    """`x` as a float if it is a real number (int, float, bool, numpy scalar), else a TypeError."""
+    if isinstance(x, numbers.Real) and not isinstance(x, Value):
+        return float(x)
+    raise TypeError(f"{what} needs a real number, got {type(x).__name__}: {x!r}")
+
+
+class Value:
+    """A scalar that records the operations applied to it, so gradients can flow back."""
+
+    __slots__ = ("data", "grad", "label", "requires_grad", "_prev", "_fn", "_g")
+
+    def __init__(self, data: Number, label: str = "", requires_grad: bool = True) -> None:
+        self.data: float = data if type(data) is float else _to_float(data, "Value")
+        self.grad: Any = 0.0
+        self.label = label
+        self.requires_grad = requires_grad
+        self._prev: tuple[Value, ...] = ()
+        self._fn: Op | None = None
+
+    @property
+    def _op(self) -> str:
+        """The symbol of the op that made this node ('' for a leaf), as micrograd names it."""
+        return self._fn.symbol if self._fn is not None else ""
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return f"Value(data={self.data}, grad={self.grad}{label})"
+
+    # --- arithmetic: each operator is one row of the table ------------------------------------
+    def __add__(self, other: Operand) -> Value:
+        return _binary(_ADD, self, other)
+
+    def __radd__(self, other: Operand) -> Value:
+        return _binary(_ADD, other, self)
+
+    def __sub__(self, other: Operand) -> Value:
+        return _binary(_SUB, self, other)
+
+    def __rsub__(self, other: Operand) -> Value:
+        return _binary(_SUB, other, self)
+
+    def __mul__(self, other: Operand) -> Value:
+        return _binary(_MUL, self, other)
+
+    def __rmul__(self, other: Operand) -> Value:
+        return _binary(_MUL, other, self)
+
+    def __truediv__(self, other: Operand) -> Value:
+        return _binary(_DIV, self, other)
+
+    def __rtruediv__(self, other: Operand) -> Value:
+        return _binary(_DIV, other, self)
+
+    def __pow__(self, other: Operand) -> Value:
+        return _binary(_POW, self, other)
+
+    def __rpow__(self, other: Operand) -> Value:
+        return _binary(_POW, other, self)
+
+    def __neg__(self) -> Value:
+        return _apply1(_NEG, self)
+
+    def __pos__(self) -> Value:
+        return self
+
+    def __abs__(self) -> Value:
+        return _apply1(_ABS, self)
+
+    def exp(self) -> Value:
+        """e ** self."""
+        return _apply1(_EXP, self)
+
+    def log(self) -> Value:
+        """Natural logarithm; a DomainError for self <= 0."""
+        return _apply1(_LOG, self)
+
+    def tanh(self) -> Value:
+        """Hyperbolic tangent."""
+        return _apply1(_TANH, self)
+
+    def relu(self) -> Value:
+        """max(self, 0)."""
+        return _apply1(_RELU, self)
+
+    def sigmoid(self) -> Value:
+        """1 / (1 + e ** -self), stable for large |self|."""
+        return _apply1(_SIGMOID, self)
+
+    def softplus(self) -> Value:
+        """log(1 + e ** self), stable for large |self|."""
+        return _apply1(_SOFTPLUS, self)
+
+    def sin(self) -> Value:
+        """Sine."""
+        return _apply1(_SIN, self)
+
+    def cos(self) -> Value:
+        """Cosine."""
+        return _apply1(_COS, self)
+
+    def sqrt(self) -> Value:
+        """Square root; a DomainError for self < 0."""
+        return _apply1(_SQRT, self)
+
+    # --- comparisons look at the data (equality stays identity, as in micrograd) ---------------
+    def __lt__(self, other: Operand) -> bool:
+        return self.data < _data_of(other)
+
+    def __le__(self, other: Operand) -> bool:
+        return self.data <= _data_of(other)
+
+    def __gt__(self, other: Operand) -> bool:
+        return self.data > _data_of(other)
+
+    def __ge__(self, other: Operand) -> bool:
+        return self.data >= _data_of(other)
+
+    __hash__ = object.__hash__
+
+    def __float__(self) -> float:
+        return self.data
+
+    def item(self) -> float:
+        """The data as a float (PyTorch's spelling of `.data`)."""
+        return self.data
+
+    # --- gradients ----------------------------------------------------------------------------
+    def backward(self, create_graph: bool = False) -> None:
+        """Add d(self)/d(node) into `.grad` of every node of the graph below self.
+
+        With `create_graph=True` the gradients are themselves `Value`s connected to the graph,
+        so they can be differentiated again (see `chainrule.grad` for the friendlier way).
+        """
+        backprop(self, accumulate=True, create_graph=create_graph)
+
+    def zero_grad(self) -> None:
+        """Set `.grad = 0.0` on this node and every node below it."""
+        for node in _walk(self):
+            node.grad = 0.0
+
+
+_ADD, _SUB, _MUL, _DIV, _POW = OPS["add"], OPS["sub"], OPS["mul"], OPS["truediv"], OPS["pow"]
+_NEG, _ABS, _EXP, _LOG, _TANH = OPS["neg"], OPS["abs"], OPS["exp"], OPS["log"], OPS["tanh"]
+_RELU, _SIGMOID, _SOFTPLUS = OPS["relu"], OPS["sigmoid"], OPS["softplus"]
+_SIN, _COS, _SQRT, _SUM = OPS["sin"], OPS["cos"], OPS["sqrt"], OPS["sum"]
+
+_new = object.__new__
+
+
+def _data_of(x: Operand) -> float:
+    return x.data if isinstance(x, Value) else x
+
+
+def constant(x: Operand) -> Value:
+    """`x` as a Value that takes no gradient (a Value given is returned as it is)."""
+    if isinstance(x, Value):
+        return x
+    return Value(x, requires_grad=False)
+
+
+def _node(op: Op, data: float, children: tuple[Value, ...], requires_grad: bool) -> Value:
+    """A new graph node holding `data`, made by `op` from `children`."""
+    # Built slot by slot rather than through __init__: this is the hottest path in chainrule.
+    out = _new(Value)
+    out.data = data
+    out.grad = 0.0
+    out.label = ""
+    if _grad_enabled:
+        out.requires_grad = requires_grad
+        out._prev = children
+        out._fn = op
+    else:
+        out.requires_grad = False
+        out._prev = ()
+        out._fn = None
+    return out
+
+
+def _leaf(x: Any) -> Value | None:
+    """A plain number as a constant Value (no gradient); None if `x` is not a real number."""
+    if type(x) is not float:
+        if not isinstance(x, numbers.Real):
+            return None
+        x = float(x)
+    out = _new(Value)
+    out.data = x
+    out.grad = 0.0
+    out.label = ""
+    out.requires_grad = False
+    out._prev = ()
+    out._fn = None
+    return out
+
+
+def _binary(op: Op, a: Any, b: Any) -> Value:
+    # Plain numbers become constants; anything else is not ours to combine with.
+    if not isinstance(a, Value):
+        a = _leaf(a)
+        if a is None:
+            return NotImplemented
+    if not isinstance(b, Value):
+        b = _leaf(b)
+        if b is None:
+            return NotImplemented
+    try:
+        x = a.data
+        y = b.data
+    except PlaceholderError:
+        return _symbolic(op, (a, b))
+    if op.invalid is not None:
+        op.check(FLOAT, x, y)
+    return _node(op, op.forward(FLOAT, x, y), (a, b), a.requires_grad or b.requires_grad)
+
+
+def _apply1(op: Op, a: Value) -> Value:
+    try:
+        x = a.data
+    except PlaceholderError:
+        return _symbolic(op, (a,))
+    if op.invalid is not None:
+        op.check(FLOAT, x)
+    return _node(op, op.forward(FLOAT, x), (a,), a.requires_grad)
+
+
+def apply(op: Op, *children: Value) -> Value:
+    """Run `op` forward on the data of `children` and record the result as a graph node."""
+    try:
+        xs = [c.data for c in children]
+    except PlaceholderError:
+        return _symbolic(op, children)
+    if op.invalid is not None:
+        op.check(FLOAT, *xs)
+    return _node(op, op.forward(FLOAT, *xs), children, any(c.requires_grad for c in children))
+
+
+def sum(values: Iterable[Operand]) -> Value:  # noqa: A001 - chainrule.sum, like numpy.sum
+    """a + b + c + ... as one graph node, so backward makes one step instead of a long chain."""
+    children = tuple(v if isinstance(v, Value) else constant(v) for v in values)
+    if not children:
+        return Value(0.0, requires_grad=False)
+    return apply(_SUM, *children)
+
+
+# --- placeholders (define-then-run): nodes with no data yet ----------------------------------
+class Symbolic(Value):
+    """A Value whose data is not known yet: a placeholder, or something computed from one."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def data(self) -> float:
+        names = ", ".join(repr(p.label) for p in _walk(self) if isinstance(p, Symbolic) and p._fn is None)
+        what = f"placeholder {self.label!r}" if self._fn is None else f"this Value (it depends on {names})"
+        raise PlaceholderError(
+            f"{what} has no data yet: a traced graph cannot be read or used in Python control flow "
+            f"(if/while/comparisons). Compile it with chainrule.compile(output, inputs) and run the "
+            f"Program with numbers."
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.data)  # raises the error above
+
+    def __repr__(self) -> str:
+        if self._fn is None:
+            return f"placeholder({self.label!r})"
+        return f"Symbolic({self._op}, label={self.label!r})"
+
+
+def placeholder(label: str) -> Value:
+    """An input with no data yet: build a graph on it, then `compile` and run it for many inputs."""
+    node = _new(Symbolic)
+    node.grad = 0.0
+    node.label = label
+    node.requires_grad = True
+    node._prev = ()
+    node._fn = None
+    return node
+
+
+def _symbolic(op: Op, children: tuple[Value, ...]) -> Value:
+    node = _new(Symbolic)
+    node.grad = 0.0
+    node.label = ""
+    node.requires_grad = any(c.requires_grad for c in children)
+    node._prev = tuple(children)
+    node._fn = op
+    return node
+
+
+# --- graph traversal and backpropagation ------------------------------------------------------
+_EXIT = object()  # a marker on the DFS stack: "all children of the node below me are done"
+
+
+def topological_order(root: Value, only_requiring_grad: bool = False) -> list[Value]:
+    """Every node below `root`, each after all of its inputs (iterative depth-first search)."""
+    order: list[Value] = []
+    seen = {root}
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if node is _EXIT:
+            order.append(stack.pop())
+            continue
+        stack.append(node)
+        stack.append(_EXIT)
+        for child in node._prev:
+            if child not in seen and (child.requires_grad or not only_requiring_grad):
+                seen.add(child)
+                stack.append(child)
+    return order
+
+
+def _walk(root: Value) -> Iterator[Value]:
+    """Every node below `root` once, in no particular order."""
+    seen = {root}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in node._prev:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+
+
+def backprop(root: Value, accumulate: bool, create_graph: bool = False) -> list[Value]:
+    """Reverse-mode sweep: leave d(root)/d(node) in `node._g` for every node that needs a gradient.
+
+    Returns those nodes, each after its inputs (root last). With `accumulate`, also adds each
+    gradient into `node.grad`. With `create_graph`, the rules run on `Value`s (the VALUE backend)
+    so the gradients are graph nodes themselves; otherwise they run on floats.
+    """
+    if not root.requires_grad:
+        raise ValueError(
+            "backward: this Value does not require grad (it was made from constants, "
+            "requires_grad=False, or inside chainrule.no_grad())"
+        )
+    order = topological_order(root, only_requiring_grad=True)
+    if create_graph:
+        for node in order:
+            node._g = None
+        root._g = Value(1.0, requires_grad=False)
+        with _enable_grad():
+            _sweep_values(order, accumulate)
+    else:
+        for node in order:
+            node._g = 0.0
+        root._g = 1.0
+        _sweep_floats(order, accumulate)
+    return order
+
+
+def _sweep_floats(order: list[Value], accumulate: bool) -> None:
+    # The hot loop of every training step, so it is unrolled for one and two inputs. Every node
+    # in `order` is reachable from the root and comes after all nodes that use it, so its `_g`
+    # is complete by the time the loop reaches it.
+    m = FLOAT
+    node = None
+    try:
+        for node in reversed(order):
+            g = node._g
+            if accumulate:
+                node.grad += g
+            op = node._fn
+            if op is None:
+                continue
+            out = node.data
+            children = node._prev
+            if len(children) == 2:
+                a, b = children
+                x = a.data
+                y = b.data
+                da, db = op.derivatives
+                if a.requires_grad:
+                    a._g += da(m, g, out, x, y)
+                if b.requires_grad:
+                    b._g += db(m, g, out, x, y)
+            elif len(children) == 1:
+                (a,) = children
+                a._g += op.derivatives[0](m, g, out, a.data)
+            else:
+                xs = [c.data for c in children]
+                for i, child in enumerate(children):
+                    if child.requires_grad:
+                        child._g += op.derivative(i)(m, g, out, *xs)
+    except (ArithmeticError, ValueError) as exc:
+        _explain_failed_rule(exc, node)
+
+
+def _sweep_values(order: list[Value], accumulate: bool) -> None:
+    # Gradients as Values: the rules run on the nodes themselves, so every multiplication they
+    # make is recorded and the result can be differentiated again.
+    m = VALUE
+    node = None
+    try:
+        for node in reversed(order):
+            g = node._g
+            if g is None:
+                continue
+            if accumulate:  # keep the gradient graph free of a needless "0.0 + g" node
+                node.grad = g if type(node.grad) is float and node.grad == 0.0 else node.grad + g
+            op = node._fn
+            if op is None:
+                continue
+            for i, child in enumerate(node._prev):
+                if child.requires_grad:
+                    d = op.derivative(i)(m, g, node, *node._prev)
+                    child._g = d if child._g is None else child._g + d
+    except (ArithmeticError, ValueError) as exc:
+        _explain_failed_rule(exc, node)
+
+
+def _explain_failed_rule(exc: Exception, node: Value | None) -> None:
+    """Re-raise an arithmetic failure inside a derivative rule as a DomainError naming the op."""
+    if isinstance(exc, DomainError) or node is None or node._fn is None:
+        raise exc
+    inputs = tuple(c.data for c in node._prev)
+    raise DomainError(
+        f"{node._fn.name}: the derivative is undefined at {inputs}: {exc}",
+        op=node._fn.name,
+        value=inputs,
+    ) from exc
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block, operations compute values but record no graph (as in PyTorch)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextmanager
+def _enable_grad() -> Iterator[None]:
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations currently record a graph (False inside `no_grad()`)."""
+    return _grad_enabled

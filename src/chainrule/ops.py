@@ -1,0 +1,148 @@
+"""The derivative table: every operation chainrule knows, written once.
+
+This is the single source of truth for what an operation computes and how its gradient flows.
+The eager `Value` engine, derivatives of derivatives, compiled programs and numpy batches all read
+their rules from here, so adding a row to `TABLE` teaches every part of chainrule a new op (and
+the test suite generates its checks from the same rows).
+
+Each rule is a function of a backend namespace `m` (see `chainrule.backends`) and plain operands,
+so that the same line runs on floats, on `Value`s and on numpy arrays:
+
+    forward(m, *xs)          -> out
+    derivatives[i](m, g, out, *xs) -> the contribution of output gradient `g` to input i
+    invalid(m, *xs)          -> True (or a mask) where the inputs are outside the op's domain
+
+Domains are written as "invalid" conditions so that a NaN input is never *invalid*: NaN and inf given
+as data propagate visibly, as in IEEE arithmetic, while log(-1) or sqrt(-2) raise a `DomainError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import DomainError
+
+Rule = Callable[..., Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """One row of the table: an operation, its derivative rules and its domain."""
+
+    name: str  # Python-facing name: Value.<name>() / the dunder it backs
+    symbol: str  # what `Value._op` shows and drawings print
+    arity: int | None  # number of inputs; None for n-ary (sum)
+    forward: Rule
+    derivatives: tuple[Rule, ...]  # one per input; an n-ary op has one rule shared by all
+    doc: str
+    invalid: Rule | None = None
+    domain_text: str = ""  # the condition that `invalid` rejects the negation of, for messages
+    error: type[Exception] = DomainError
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+    def derivative(self, i: int) -> Rule:
+        """The rule for input `i` (n-ary ops share one rule between all inputs)."""
+        return self.derivatives[0] if self.arity is None else self.derivatives[i]
+
+    def check(self, m: Any, *xs: Any) -> None:
+        """Raise a clear error naming the op and the value if `xs` are outside its domain."""
+        if self.invalid is None:
+            return
+        bad = self.invalid(m, *xs)
+        if bad is False or (bad is not True and not bad.any()):
+            return
+        message = f"{self.name}: requires {self.domain_text}, got {_show_offender(xs, bad)}"
+        if self.error is DomainError:
+            raise DomainError(message, op=self.name, value=xs)
+        raise self.error(message)
+
+    def __repr__(self) -> str:
+        return f"Op({self.name!r})"
+
+
+def _show_offender(xs: tuple[Any, ...], bad: Any) -> str:
+    """The operands as text: scalars as they are, arrays by their first entry that failed."""
+    if isinstance(bad, bool):
+        return ", ".join(repr(float(x)) for x in xs)
+    import numpy as np
+
+    i = int(np.flatnonzero(bad)[0])
+    parts = [repr(float(np.broadcast_to(x, bad.shape).flat[i])) for x in xs]
+    return f"{', '.join(parts)} (at batch index {i})"
+
+
+def _op(name: str, symbol: str, arity: int | None, forward: Rule, *derivatives: Rule, doc: str,
+        invalid: Rule | None = None, domain_text: str = "",
+        error: type[Exception] = DomainError) -> Op:
+    return Op(name, symbol, arity, forward, derivatives, doc, invalid, domain_text, error)
+
+
+# fmt: off
+TABLE: tuple[Op, ...] = (
+    _op("add", "+", 2, lambda m, a, b: a + b,
+        lambda m, g, out, a, b: g,
+        lambda m, g, out, a, b: g,
+        doc="a + b"),
+    _op("sub", "-", 2, lambda m, a, b: a - b,
+        lambda m, g, out, a, b: g,
+        lambda m, g, out, a, b: -g,
+        doc="a - b"),
+    _op("mul", "*", 2, lambda m, a, b: a * b,
+        lambda m, g, out, a, b: g * b,
+        lambda m, g, out, a, b: g * a,
+        doc="a * b"),
+    _op("truediv", "/", 2, lambda m, a, b: a / b,
+        lambda m, g, out, a, b: g / b,
+        lambda m, g, out, a, b: -g * out / b,
+        doc="a / b",
+        invalid=lambda m, a, b: b == 0, domain_text="a non-zero divisor", error=ZeroDivisionError),
+    _op("neg", "neg", 1, lambda m, a: -a,
+        lambda m, g, out, a: -g,
+        doc="-a"),
+    _op("pow", "**", 2, lambda m, a, b: m.pow(a, b),
+        lambda m, g, out, a, b: g * b * m.pow(a, b - 1),
+        lambda m, g, out, a, b: g * m.xlogy(out, a),
+        doc="a ** b, for a number or a Value exponent (and a number base)",
+        invalid=lambda m, a, b: ((a < 0) & m.is_fractional(b)) | ((a == 0) & (b < 0)),
+        domain_text="an integer exponent for a negative base and a non-negative one for a zero base"),
+    _op("exp", "exp", 1, lambda m, a: m.exp(a),
+        lambda m, g, out, a: g * out,
+        doc="e ** a"),
+    _op("log", "log", 1, lambda m, a: m.log(a),
+        lambda m, g, out, a: g / a,
+        doc="natural logarithm",
+        invalid=lambda m, a: a <= 0, domain_text="x > 0"),
+    _op("tanh", "tanh", 1, lambda m, a: m.tanh(a),
+        lambda m, g, out, a: g * (1 - out * out),
+        doc="hyperbolic tangent"),
+    _op("relu", "ReLU", 1, lambda m, a: m.relu(a),
+        lambda m, g, out, a: g * m.step(a),
+        doc="max(a, 0); its derivative at 0 is taken as 0, as PyTorch does"),
+    _op("sigmoid", "sigmoid", 1, lambda m, a: m.sigmoid(a),
+        lambda m, g, out, a: g * out * (1 - out),
+        doc="1 / (1 + e ** -a), computed without overflow for large |a|"),
+    _op("softplus", "softplus", 1, lambda m, a: m.softplus(a),
+        lambda m, g, out, a: g * m.sigmoid(a),
+        doc="log(1 + e ** a), computed without overflow: the stable core of cross-entropy losses"),
+    _op("sin", "sin", 1, lambda m, a: m.sin(a),
+        lambda m, g, out, a: g * m.cos(a),
+        doc="sine"),
+    _op("cos", "cos", 1, lambda m, a: m.cos(a),
+        lambda m, g, out, a: -g * m.sin(a),
+        doc="cosine"),
+    _op("sqrt", "sqrt", 1, lambda m, a: m.sqrt(a),
+        lambda m, g, out, a: g / (2 * out),
+        doc="square root",
+        invalid=lambda m, a: a < 0, domain_text="x >= 0"),
+    _op("abs", "abs", 1, lambda m, a: m.abs(a),
+        lambda m, g, out, a: g * m.sign(a),
+        doc="|a|; its derivative at 0 is taken as 0, as PyTorch does"),
+    _op("sum", "sum", None, lambda m, *xs: sum(xs),
+        lambda m, g, out, *xs: g,
+        doc="a + b + c + ... as one node (not a chain of additions)"),
+)
+# fmt: on
+
+OPS: dict[str, Op] = {op.name: op for op in TABLE}

@@ -1,0 +1,27 @@
+"""Shared test helpers. `need(name)` imports an optional component or skips the test, except that
+with CHAINRULE_REQUIRE_ALL=1 (as CI sets) a missing component is a failure, never a skip."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+REQUIRE_ALL = os.environ.get("CHAINRULE_REQUIRE_ALL") == "1"
+
+
+def need(module_name: str) -> ModuleType:
+    """Import `module_name`, or skip (fail under CHAINRULE_REQUIRE_ALL=1) if it is not installed."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        message = f"{module_name} is not installed ({exc}); pip install -e '.[test]'"
+        if REQUIRE_ALL:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
