@@ -1,15 +1,55 @@
-"""chainrule: a small, dependable automatic-differentiation engine for learning and for work."""
+"""chainrule: a small, dependable automatic-differentiation engine for learning and for work.
+
+The eager engine (`Value`, `no_grad`, ...) is imported at once and needs nothing but Python. The
+rest is loaded on first use, so `import chainrule` stays fast and free of optional dependencies.
+"""
+
+from importlib import import_module
+from typing import Any
 
 from .engine import Value, constant, is_grad_enabled, no_grad, placeholder, sum
-from .errors import DomainError, PlaceholderError
+from .errors import DomainError, GradcheckError, PlaceholderError
 from .ops import OPS, TABLE, Op
 
 __version__ = "0.1.0"
+
+# public name -> the module (inside chainrule) that defines it
+_LAZY = {
+    "grad": "functional",
+    "value_and_grad": "functional",
+    "jacobian": "functional",
+    "hessian": "functional",
+    "numerical_grad": "functional",
+    "gradcheck": "functional",
+    "detect_anomaly": "anomaly",
+    "AnomalyError": "anomaly",
+    "to_dot": "drawing",
+    "draw_dot": "drawing",
+    "compile": "compiler",
+    "Program": "compiler",
+    "jit": "compiler",
+    "save": "serialize",
+    "load": "serialize",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "OPS",
     "TABLE",
     "DomainError",
+    "GradcheckError",
     "Op",
     "PlaceholderError",
     "Value",
@@ -18,4 +58,5 @@ __all__ = [
     "no_grad",
     "placeholder",
     "sum",
+    *_LAZY,
 ]

@@ -16,3 +16,7 @@ class DomainError(ValueError):
 
 class PlaceholderError(RuntimeError):
     """A placeholder (a traced input with no data yet) was used as if it had a value."""
+
+
+class GradcheckError(AssertionError):
+    """`gradcheck` found an analytic gradient that disagrees with the numerical one."""
