@@ -63,6 +63,12 @@ def _pow(a: float, b: float) -> float:
         return -math.inf if a < 0 and b % 2 == 1 else math.inf
 
 
+def _power_rule(a: float, b: float) -> float:
+    # d(a**b)/da = b * a**(b-1). For b == 0, a**b is the constant 1 even at a == 0, where the formula
+    # would be 0 * inf: the slope is 0 (PyTorch agrees), so that x**0 in a polynomial has a gradient.
+    return 0.0 if b == 0.0 else b * _pow(a, b - 1)
+
+
 def _sin(x: float) -> float:
     try:
         return math.sin(x)
@@ -92,6 +98,7 @@ FLOAT = SimpleNamespace(
     sqrt=math.sqrt,
     abs=abs,
     pow=_pow,
+    power_rule=_power_rule,
     sigmoid=_sigmoid,
     softplus=_softplus,
     relu=_relu,
@@ -107,6 +114,12 @@ def _value_xlogy(x: Any, y: Any) -> Any:
     return 0.0 if x.data == 0.0 else x * y.log()
 
 
+def _value_power_rule(a: Any, b: Any) -> Any:
+    # Only the point a == b == 0 needs the constant: elsewhere b * a**(b-1) stays a graph, whose own
+    # derivative in b (a**(b-1) * (1 + b log a), nonzero at b == 0) higher-order gradients need.
+    return 0.0 if a.data == 0.0 and b.data == 0.0 else b * a ** (b - 1)
+
+
 VALUE = SimpleNamespace(
     name="value",
     exp=lambda v: v.exp(),
@@ -117,6 +130,7 @@ VALUE = SimpleNamespace(
     sqrt=lambda v: v.sqrt(),
     abs=lambda v: abs(v),
     pow=lambda a, b: a**b,
+    power_rule=_value_power_rule,
     sigmoid=lambda v: v.sigmoid(),
     softplus=lambda v: v.softplus(),
     relu=lambda v: v.relu(),
@@ -139,13 +153,15 @@ def numpy_backend() -> SimpleNamespace:
         try:
             import numpy as np
         except ImportError as exc:  # pragma: no cover - exercised only without numpy
-            raise ImportError(
-                "this feature needs numpy: pip install 'chainrule[numpy]'"
-            ) from exc
+            raise ImportError("this feature needs numpy: pip install 'chainrule[numpy]'") from exc
 
         def xlogy(x: Any, y: Any) -> Any:
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.where(x == 0.0, 0.0, x * np.log(y))
+
+        def power_rule(a: Any, b: Any) -> Any:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(b == 0.0, 0.0, b * np.power(a, b - 1))
 
         _NUMPY = SimpleNamespace(
             name="numpy",
@@ -157,6 +173,7 @@ def numpy_backend() -> SimpleNamespace:
             sqrt=np.sqrt,
             abs=np.abs,
             pow=np.power,
+            power_rule=power_rule,
             sigmoid=lambda x: np.exp(-np.logaddexp(0.0, -x)),
             softplus=lambda x: np.logaddexp(0.0, x),
             relu=lambda x: np.maximum(x, 0.0),

@@ -24,7 +24,7 @@ from .backends import FLOAT, VALUE
 from .errors import DomainError, PlaceholderError
 from .ops import OPS, Op
 
-Number = Union[int, float]
+Number = int | float
 Operand = Union["Value", int, float]
 
 _grad_enabled = True  # switched off inside `no_grad()`
@@ -399,7 +399,7 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
                 continue
             out = node.data
             children = node._prev
-            if len(children) == 2:
+            if op.arity == 2:
                 a, b = children
                 x = a.data
                 y = b.data
@@ -408,10 +408,11 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
                     a._g += da(m, g, out, x, y)
                 if b.requires_grad:
                     b._g += db(m, g, out, x, y)
-            elif len(children) == 1:
+            elif op.arity == 1:
                 (a,) = children
-                a._g += op.derivatives[0](m, g, out, a.data)
-            else:
+                if a.requires_grad:  # False if it was switched off after the graph was built
+                    a._g += op.derivatives[0](m, g, out, a.data)
+            else:  # n-ary (sum): one rule shared by every input
                 xs = [c.data for c in children]
                 for i, child in enumerate(children):
                     if child.requires_grad:

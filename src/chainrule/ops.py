@@ -73,9 +73,17 @@ def _show_offender(xs: tuple[Any, ...], bad: Any) -> str:
     return f"{', '.join(parts)} (at batch index {i})"
 
 
-def _op(name: str, symbol: str, arity: int | None, forward: Rule, *derivatives: Rule, doc: str,
-        invalid: Rule | None = None, domain_text: str = "",
-        error: type[Exception] = DomainError) -> Op:
+def _op(
+    name: str,
+    symbol: str,
+    arity: int | None,
+    forward: Rule,
+    *derivatives: Rule,
+    doc: str,
+    invalid: Rule | None = None,
+    domain_text: str = "",
+    error: type[Exception] = DomainError,
+) -> Op:
     return Op(name, symbol, arity, forward, derivatives, doc, invalid, domain_text, error)
 
 
@@ -102,7 +110,7 @@ TABLE: tuple[Op, ...] = (
         lambda m, g, out, a: -g,
         doc="-a"),
     _op("pow", "**", 2, lambda m, a, b: m.pow(a, b),
-        lambda m, g, out, a, b: g * b * m.pow(a, b - 1),
+        lambda m, g, out, a, b: g * m.power_rule(a, b),
         lambda m, g, out, a, b: g * m.xlogy(out, a),
         doc="a ** b, for a number or a Value exponent (and a number base)",
         invalid=lambda m, a, b: ((a < 0) & m.is_fractional(b)) | ((a == 0) & (b < 0)),

@@ -1,0 +1,407 @@
+"""Checks generated from the derivative table: every op, every input, against PyTorch and finite differences.
+
+`CASES` below has one entry per row of `chainrule.TABLE`: the PyTorch function that computes the same
+thing, the op's spelling through the `Value` API, sample points (including points near the edge of the
+op's domain) and the inputs that lie outside the domain. Adding an op to the table without adding an
+entry here makes `test_every_op_has_cases` fail, so a new op cannot ship untested.
+
+Each rule is checked on all three backends it is written for: floats (eager backward), `Value`s
+(`backward(create_graph=True)`, where the rules build graph nodes) and numpy arrays (a whole batch of
+sample points at once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import chainrule
+from chainrule import OPS, TABLE, DomainError, Op, Value
+from chainrule.backends import FLOAT, numpy_backend
+from chainrule.engine import apply
+from conftest import need
+
+
+@dataclass(frozen=True)
+class Point:
+    """Inputs of one op, which of them are `Value`s (the others are plain numbers) and how to check."""
+
+    xs: tuple[float, ...]
+    wrt: tuple[int, ...] | None = None  # inputs given as Values; None means all of them
+    fd: bool = True  # also compare with a finite difference (off at kinks and at overflow)
+
+    def inputs(self) -> tuple[int, ...]:
+        return tuple(range(len(self.xs))) if self.wrt is None else self.wrt
+
+
+@dataclass(frozen=True)
+class OpCases:
+    """How to test one op: its PyTorch twin, its Value spelling, where it is defined and where not."""
+
+    torch_fn: Callable[..., Any]  # called with torch float64 tensors
+    spell: Callable[..., Any]  # the op through the public Value API (Values and numbers mixed)
+    points: tuple[Point, ...]
+    invalid: tuple[tuple[float, ...], ...] = field(default=())  # must raise op.error, naming the op
+
+
+def _t(name: str) -> Callable[..., Any]:
+    """A torch function looked up by name only when a test runs (torch is an optional component)."""
+
+    def call(*xs: Any) -> Any:
+        torch = need("torch")
+        if name == "softplus":  # log(1 + e^x) without torch's linear cut-off above x = 20
+            return torch.logaddexp(xs[0], torch.zeros_like(xs[0]))
+        if name == "sum":
+            return torch.stack(xs).sum()
+        return getattr(torch, name)(*xs)
+
+    return call
+
+
+P = Point
+CASES: dict[str, OpCases] = {
+    "add": OpCases(
+        _t("add"),
+        lambda a, b: a + b,
+        (P((1.5, -2.25)), P((0.0, 3.0)), P((1e300, 1e300)), P((2.0, 5.0), wrt=(0,)), P((2.0, 5.0), wrt=(1,))),
+    ),
+    "sub": OpCases(
+        _t("sub"),
+        lambda a, b: a - b,
+        (P((1.5, -2.25)), P((-7.0, -7.0)), P((2.0, 5.0), wrt=(0,)), P((2.0, 5.0), wrt=(1,))),
+    ),
+    "mul": OpCases(
+        _t("mul"),
+        lambda a, b: a * b,
+        (
+            P((1.5, -2.25)),
+            P((0.0, 3.0)),
+            P((-1e-200, 1e-200)),
+            P((2.0, 5.0), wrt=(0,)),
+            P((2.0, 5.0), wrt=(1,)),
+        ),
+    ),
+    "truediv": OpCases(
+        _t("div"),
+        lambda a, b: a / b,
+        (
+            P((1.5, -2.25)),
+            P((0.0, 3.0)),
+            P((1.0, 1e-3)),
+            P((-3.0, -1e-150)),
+            P((2.0, 5.0), wrt=(0,)),
+            P((2.0, 5.0), wrt=(1,)),
+        ),
+        invalid=((1.0, 0.0), (0.0, 0.0), (-2.0, -0.0)),
+    ),
+    "neg": OpCases(_t("neg"), lambda a: -a, (P((1.5,)), P((0.0,)), P((-1e300,)))),
+    "pow": OpCases(
+        _t("pow"),
+        lambda a, b: a**b,
+        (
+            P((2.0, 3.0)),
+            P((2.5, 0.5)),
+            P((0.7, -1.5)),
+            P((1e-3, 0.5)),
+            P((3.0, 0.0)),
+            P((1.0, 7.5)),
+            P((0.0, 2.0)),
+            P((0.0, 1.0)),
+            P((0.0, 0.5), wrt=(1,)),
+            # a number exponent: Value ** 3 (a negative base is fine with an integer exponent)
+            P((-2.0, 3.0), wrt=(0,)),
+            P((-1.5, -2.0), wrt=(0,)),
+            P((4.0, 0.5), wrt=(0,)),
+            P((0.0, 0.0), wrt=(0,)),
+            P((-3.0, 0.0), wrt=(0,)),
+            P((0.0, 3.0), wrt=(0,)),
+            # a number base: 2 ** Value
+            P((2.0, 3.0), wrt=(1,)),
+            P((0.5, -4.0), wrt=(1,)),
+            P((0.0, 2.0), wrt=(1,)),
+            P((10.0, 400.0), wrt=(1,), fd=False),
+        ),
+        invalid=((-8.0, 0.5), (-1.0, 1e-9), (0.0, -1.0), (0.0, -0.5)),
+    ),
+    "exp": OpCases(
+        _t("exp"),
+        lambda a: a.exp(),
+        (P((0.0,)), P((1.5,)), P((-3.0,)), P((700.0,)), P((-745.0,), fd=False), P((710.0,), fd=False)),
+    ),
+    "log": OpCases(
+        _t("log"),
+        lambda a: a.log(),
+        (P((1.0,)), P((2.5,)), P((1e-3,)), P((1e-300,), fd=False), P((1e300,))),
+        invalid=((0.0,), (-1.0,), (-0.0,), (-1e-300,), (-math.inf,)),
+    ),
+    "tanh": OpCases(
+        _t("tanh"), lambda a: a.tanh(), (P((0.0,)), P((0.5,)), P((-2.0,)), P((20.0,)), P((-400.0,)))
+    ),
+    "relu": OpCases(
+        _t("relu"), lambda a: a.relu(), (P((1.5,)), P((-1.5,)), P((1e-300,), fd=False), P((0.0,), fd=False))
+    ),
+    "sigmoid": OpCases(
+        _t("sigmoid"),
+        lambda a: a.sigmoid(),
+        (
+            P((0.0,)),
+            P((1.5,)),
+            P((-2.0,)),
+            P((40.0,)),
+            P((-40.0,)),
+            P((-700.0,), fd=False),
+            P((800.0,)),
+            P((-800.0,), fd=False),
+        ),
+    ),
+    "softplus": OpCases(
+        _t("softplus"),
+        lambda a: a.softplus(),
+        (P((0.0,)), P((1.5,)), P((-2.0,)), P((40.0,)), P((-40.0,)), P((800.0,)), P((-800.0,), fd=False)),
+    ),
+    "sin": OpCases(_t("sin"), lambda a: a.sin(), (P((0.0,)), P((1.0,)), P((-2.5,)), P((100.0,)))),
+    "cos": OpCases(_t("cos"), lambda a: a.cos(), (P((0.0,)), P((1.0,)), P((-2.5,)), P((100.0,)))),
+    "sqrt": OpCases(
+        _t("sqrt"),
+        lambda a: a.sqrt(),
+        (P((4.0,)), P((2.0,)), P((1e-3,)), P((1e-300,), fd=False), P((1e300,))),
+        invalid=((-1.0,), (-1e-300,), (-math.inf,)),
+    ),
+    "abs": OpCases(
+        _t("abs"), lambda a: abs(a), (P((1.5,)), P((-1.5,)), P((-1e-300,), fd=False), P((0.0,), fd=False))
+    ),
+    "sum": OpCases(
+        _t("sum"),
+        lambda *xs: chainrule.sum(xs),
+        (
+            P((2.5,)),
+            P((1.0, -2.0)),
+            P((1.0, -2.0, 3.5)),
+            P((0.5, 1.5, -2.5, 3.5, 1e-3)),
+            P((1.0, 2.0, 3.0), wrt=(1,)),
+        ),
+    ),
+}
+
+
+# --- comparing numbers --------------------------------------------------------------------------
+def close(got: float, want: float, rel: float = 1e-9, abs_tol: float = 1e-300) -> bool:
+    """Equal up to `rel` (NaN equals NaN, infinities must match exactly)."""
+    if math.isnan(want) or math.isnan(got):
+        return math.isnan(want) and math.isnan(got)
+    return math.isclose(got, want, rel_tol=rel, abs_tol=abs_tol)
+
+
+def torch_reference(op: Op, point: Point) -> tuple[float, dict[int, float]]:
+    """The value and the gradient with respect to every Value input, as PyTorch float64 computes them."""
+    torch = need("torch")
+    ts = [
+        torch.tensor(x, dtype=torch.float64, requires_grad=i in point.inputs())
+        for i, x in enumerate(point.xs)
+    ]
+    out = CASES[op.name].torch_fn(*ts)
+    out.backward()
+    return out.item(), {i: ts[i].grad.item() for i in point.inputs()}
+
+
+def central_difference(op: Op, xs: tuple[float, ...], i: int) -> float:
+    """(f(x + h) - f(x - h)) / 2h in input i, on the table's own float forward."""
+    h = 1e-6 * abs(xs[i]) or 1e-8  # relative, so that the step never crosses zero
+    up = list(xs)
+    down = list(xs)
+    up[i] += h
+    down[i] -= h
+    return (op.forward(FLOAT, *up) - op.forward(FLOAT, *down)) / (2 * h)
+
+
+# --- the generated cases ------------------------------------------------------------------------
+def _params() -> list[Any]:
+    params = []
+    for op in TABLE:
+        cases = CASES.get(op.name)
+        if cases is None:  # a new op without samples: make a test that fails and says what to do
+            params.append(pytest.param(op, None, id=f"{op.name}-NO-CASES"))
+            continue
+        for point in cases.points:
+            params.append(pytest.param(op, point, id=f"{op.name}{point.xs}-wrt{list(point.inputs())}"))
+    return params
+
+
+def _fail_without_cases(op: Op, point: Point | None) -> Point:
+    if point is None:
+        pytest.fail(f"op {op.name!r} is in chainrule.TABLE but has no entry in CASES in {__file__}")
+    return point
+
+
+def test_every_op_has_cases() -> None:
+    missing = sorted(set(OPS) - set(CASES))
+    stale = sorted(set(CASES) - set(OPS))
+    assert not missing, f"ops without test cases (add them to CASES): {missing}"
+    assert not stale, f"CASES for ops that are not in the table: {stale}"
+
+
+def test_ops_with_a_domain_have_invalid_cases() -> None:
+    for op in TABLE:
+        has_domain = op.invalid is not None
+        assert has_domain == bool(CASES[op.name].invalid), f"{op.name}: invalid cases and domain disagree"
+
+
+def test_table_rows_are_well_formed() -> None:
+    assert len(OPS) == len(TABLE), "two ops share a name"
+    for op in TABLE:
+        assert op.doc and op.symbol, op.name
+        assert len(op.derivatives) == (1 if op.arity is None else op.arity), op.name
+
+
+@pytest.mark.parametrize(("op", "point"), _params())
+def test_table_rules_match_torch(op: Op, point: Point | None) -> None:
+    """The float forward and every float derivative rule agree with PyTorch float64."""
+    point = _fail_without_cases(op, point)
+    want_out, want_grads = torch_reference(op, point)
+    out = op.forward(FLOAT, *point.xs)
+    assert close(out, want_out), f"{op.name}{point.xs} = {out}, torch says {want_out}"
+    for i, want in want_grads.items():
+        got = op.derivative(i)(FLOAT, 1.0, out, *point.xs)
+        assert close(got, want), f"d{op.name}/dx{i} at {point.xs} = {got}, torch says {want}"
+
+
+@pytest.mark.parametrize(("op", "point"), _params())
+def test_table_rules_match_finite_differences(op: Op, point: Point | None) -> None:
+    point = _fail_without_cases(op, point)
+    if not point.fd:
+        pytest.skip("a kink, an overflow or a subnormal: compared with torch only")
+    out = op.forward(FLOAT, *point.xs)
+    for i in point.inputs():
+        got = op.derivative(i)(FLOAT, 1.0, out, *point.xs)
+        want = central_difference(op, point.xs, i)
+        assert math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-7), (
+            f"d{op.name}/dx{i} at {point.xs}: rule {got}, finite difference {want}"
+        )
+
+
+@pytest.mark.parametrize(("op", "point"), _params())
+def test_value_api_matches_torch(op: Op, point: Point | None) -> None:
+    """The op spelled through Value (operators, methods, numbers mixed in) and backward() agree with torch."""
+    point = _fail_without_cases(op, point)
+    want_out, want_grads = torch_reference(op, point)
+    args = [Value(x) if i in point.inputs() else x for i, x in enumerate(point.xs)]
+    out = CASES[op.name].spell(*args)
+    assert out._fn is op, f"{op.name}'s spelling made a {out._fn} node"
+    assert close(out.data, want_out)
+    out.backward()
+    for i, want in want_grads.items():
+        assert close(args[i].grad, want), f"d{op.name}/dx{i} at {point.xs}: {args[i].grad}, torch {want}"
+
+
+@pytest.mark.parametrize(("op", "point"), _params())
+def test_value_backend_rules_match_float_rules(op: Op, point: Point | None) -> None:
+    """With create_graph=True the same rules run on Values: the gradients are nodes with the same data."""
+    point = _fail_without_cases(op, point)
+    args = [Value(x) if i in point.inputs() else chainrule.constant(x) for i, x in enumerate(point.xs)]
+    out = apply(op, *args)
+    out.backward(create_graph=True)
+    for i in point.inputs():
+        want = op.derivative(i)(FLOAT, 1.0, out.data, *point.xs)
+        grad = args[i].grad
+        got = grad.data if isinstance(grad, Value) else grad
+        assert close(got, want, rel=1e-12), (
+            f"d{op.name}/dx{i} at {point.xs}: {got} on Values, {want} on floats"
+        )
+
+
+@pytest.mark.parametrize("op", TABLE, ids=lambda op: op.name)
+def test_numpy_backend_matches_float_rules(op: Op) -> None:
+    """The rules on numpy arrays give, element by element, what they give on floats."""
+    np = need("numpy")
+    m = numpy_backend()
+    cases = CASES.get(op.name)
+    assert cases is not None, f"op {op.name!r} has no entry in CASES"
+    by_arity: dict[int, list[Point]] = {}
+    for point in cases.points:
+        by_arity.setdefault(len(point.xs), []).append(point)
+    for points in by_arity.values():
+        cols = [np.array(col, dtype=np.float64) for col in zip(*(p.xs for p in points), strict=True)]
+        with np.errstate(over="ignore"):
+            out = op.forward(m, *cols)
+        op.check(m, *cols)  # every sample point is valid: no error
+        for k, point in enumerate(points):
+            assert close(float(out[k]), op.forward(FLOAT, *point.xs), rel=1e-12), (op.name, point.xs)
+        ones = np.ones_like(cols[0])
+        for i in range(len(cols)):
+            rows = [k for k, p in enumerate(points) if i in p.inputs()]
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                grads = op.derivative(i)(m, ones, out, *cols) * ones  # a constant rule gives a scalar
+            for k in rows:
+                want = op.derivative(i)(FLOAT, 1.0, float(out[k]), *points[k].xs)
+                assert close(float(grads[k]), want, rel=1e-12), (op.name, i, points[k].xs)
+
+
+# --- the domain ---------------------------------------------------------------------------------
+def _invalid_params() -> list[Any]:
+    return [
+        pytest.param(op, xs, id=f"{op.name}{xs}")
+        for op in TABLE
+        for xs in (CASES[op.name].invalid if op.name in CASES else ())
+    ]
+
+
+@pytest.mark.parametrize(("op", "xs"), _invalid_params())
+def test_outside_the_domain_raises_naming_op_and_value(op: Op, xs: tuple[float, ...]) -> None:
+    with pytest.raises(op.error) as info:
+        op.check(FLOAT, *xs)
+    message = str(info.value)
+    assert op.name in message and repr(float(xs[0])) in message and repr(float(xs[-1])) in message, message
+    if op.error is DomainError:
+        assert info.value.op == op.name and isinstance(info.value, ValueError)
+    # and the same through the Value API, before any node is made
+    with pytest.raises(op.error, match=op.name):
+        CASES[op.name].spell(*(Value(x) for x in xs))
+
+
+@pytest.mark.parametrize(("op", "xs"), _invalid_params())
+def test_numpy_domain_error_names_the_batch_index(op: Op, xs: tuple[float, ...]) -> None:
+    np = need("numpy")
+    m = numpy_backend()
+    good = CASES[op.name].points[0].xs
+    cols = [np.array([g, x]) for g, x in zip(good, xs, strict=True)]
+    with pytest.raises(op.error, match=rf"{op.name}: .*at batch index 1"):
+        op.check(m, *cols)
+
+
+def test_pow_base_zero_exponent_zero_has_slope_zero() -> None:
+    # x ** 0 is the constant 1, also at x = 0 (where b * a ** (b - 1) would be 0 * inf):
+    # a polynomial sum(c * x ** k) must be differentiable at 0.
+    x = Value(0.0)
+    y = chainrule.sum([3.0 * x**0, 2.0 * x**1, 5.0 * x**2])
+    y.backward()
+    assert y.data == 3.0 and x.grad == 2.0
+
+
+def test_pow_derivative_for_the_exponent_of_a_negative_base_raises() -> None:
+    # (-2) ** e has no real derivative in e (torch says NaN): a clear error instead of a silent NaN.
+    base, e = Value(-2.0), Value(3.0)
+    y = base**e
+    assert y.data == -8.0
+    with pytest.raises(DomainError, match=r"pow: the derivative is undefined at \(-2.0, 3.0\)"):
+        y.backward()
+
+
+def test_sqrt_slope_at_zero_is_an_error_not_a_nan() -> None:
+    x = Value(0.0)
+    y = x.sqrt()
+    assert y.data == 0.0
+    with pytest.raises(DomainError, match="sqrt"):
+        y.backward()
+
+
+@pytest.mark.parametrize("op", TABLE, ids=lambda op: op.name)
+def test_nan_propagates_through_every_op(op: Op) -> None:
+    # NaN is never "outside the domain": it flows through visibly instead of raising.
+    arity = 3 if op.arity is None else op.arity
+    out = op.forward(FLOAT, *([math.nan] * arity))
+    assert math.isnan(out), f"{op.name}(nan, ...) = {out}"
+    op.check(FLOAT, *([math.nan] * arity))
