@@ -16,6 +16,7 @@ Design notes, for the curious:
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Union
@@ -30,9 +31,18 @@ Operand = Union["Value", int, float]
 _grad_enabled = True  # switched off inside `no_grad()`
 
 
+def _is_real(x: Any) -> bool:
+    """Whether `x` is a real number: int, float, bool, or a numpy scalar of those kinds."""
+    if isinstance(x, numbers.Real):
+        return not isinstance(x, Value)
+    # numpy.bool_ is not registered as numbers.Real; if numpy is not imported, x is not a numpy bool.
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, np.bool_)
+
+
 def _to_float(x: Any, what: str) -> float:
     """`x` as a float if it is a real number (int, float, bool, numpy scalar), else a TypeError."""
-    if isinstance(x, numbers.Real) and not isinstance(x, Value):
+    if _is_real(x):
         return float(x)
     raise TypeError(f"{what} needs a real number, got {type(x).__name__}: {x!r}")
 
@@ -212,7 +222,7 @@ def _node(op: Op, data: float, children: tuple[Value, ...], requires_grad: bool)
 def _leaf(x: Any) -> Value | None:
     """A plain number as a constant Value (no gradient); None if `x` is not a real number."""
     if type(x) is not float:
-        if not isinstance(x, numbers.Real):
+        if not _is_real(x):
             return None
         x = float(x)
     out = _new(Value)
@@ -225,16 +235,33 @@ def _leaf(x: Any) -> Value | None:
     return out
 
 
+# Operands that are certainly not numbers. Python's own answer for them would be confusing (for
+# `Value(2) * "ab"`, str's sequence repetition says "can't multiply sequence by non-int of type
+# 'Value'"), so they get our error. Anything else unknown gets NotImplemented: e.g. a numpy array
+# combines with a Value element by element in its own reflected operator.
+_NOT_NUMBERS = (str, bytes, bytearray, list, tuple, dict, set, frozenset, type(None))
+
+
+def _not_a_number(op: Op, x: Any) -> Any:
+    if isinstance(x, _NOT_NUMBERS):
+        raise TypeError(
+            f"{op.name}: a Value combines with real numbers and Values, not {type(x).__name__}: {x!r}"
+        )
+    return NotImplemented
+
+
 def _binary(op: Op, a: Any, b: Any) -> Value:
     # Plain numbers become constants; anything else is not ours to combine with.
     if not isinstance(a, Value):
-        a = _leaf(a)
+        x = a
+        a = _leaf(x)
         if a is None:
-            return NotImplemented
+            return _not_a_number(op, x)
     if not isinstance(b, Value):
-        b = _leaf(b)
+        x = b
+        b = _leaf(x)
         if b is None:
-            return NotImplemented
+            return _not_a_number(op, x)
     try:
         x = a.data
         y = b.data
