@@ -1,13 +1,33 @@
-"""Neural networks on the scalar engine, with micrograd's public API: Module, Neuron, Layer, MLP."""
+"""Neural networks on the scalar engine, with micrograd's public API: Module, Neuron, Layer, MLP.
+
+Beyond micrograd: `state_dict()` / `load_state_dict()` (as in PyTorch; `chainrule.save` and
+`chainrule.load` write them to JSON files), `config()` (the arguments that rebuild a module), and the
+losses of `chainrule.losses`, re-exported here.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .engine import Value
 from .engine import sum as value_sum
+from .losses import (  # noqa: F401 - re-exported: chainrule.nn.mse_loss etc.
+    bce_with_logits,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    hinge_loss,
+    l2_regularization,
+    mse_loss,
+    svm_loss,
+)
+
+# A state_dict maps a parameter's dotted name to its number, or a list of numbers for a list of
+# parameters (a neuron's weights): {"layers.0.neurons.0.w": [0.1, -0.4], "layers.0.neurons.0.b": 0.0}.
+StateDict = dict[str, float | list[float]]
 
 
 class Module:
@@ -21,6 +41,92 @@ class Module:
     def parameters(self) -> list[Value]:
         """Every trainable Value of this module, in a fixed order."""
         return []
+
+    def named_parameters(self) -> list[tuple[str, Value | list[Value]]]:
+        """The parameters grouped and named by the attributes that hold them, as in `state_dict()`.
+
+        Found by walking the module's attributes (Values, lists of Values, sub-modules and lists of
+        them). A module whose attributes do not account for exactly `parameters()`, in order, gets
+        one group named "parameters" instead, so every module can be saved and loaded.
+        """
+        groups = list(_walk_attributes(self, ""))
+        flat = [v for _, group in groups for v in (group if isinstance(group, list) else [group])]
+        params = self.parameters()
+        if len(flat) != len(params) or any(a is not b for a, b in zip(flat, params, strict=True)):
+            return [("parameters", params)]
+        return groups
+
+    def state_dict(self) -> StateDict:
+        """The parameters' values by name: a plain dict of floats (and lists of floats), a copy."""
+        return {
+            name: [v.data for v in group] if isinstance(group, list) else group.data
+            for name, group in self.named_parameters()
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Set the parameters from a `state_dict()`, checking all of it first: a bad dict changes nothing."""
+        name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict: expected a dict of parameters, got {type(state).__name__}")
+        groups = self.named_parameters()
+        expected = [key for key, _ in groups]
+        missing = [key for key in expected if key not in state]
+        unexpected = [key for key in state if key not in dict(groups)]
+        if missing or unexpected:
+            raise ValueError(
+                f"load_state_dict: the dict does not fit this {name}: "
+                f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+                f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
+            )
+        updates: list[tuple[Value, float]] = []
+        for key, group in groups:
+            value = state[key]
+            if isinstance(group, list):
+                if not isinstance(value, list | tuple) or len(value) != len(group):
+                    size = len(value) if isinstance(value, list | tuple) else type(value).__name__
+                    raise ValueError(
+                        f"load_state_dict: {key!r} must be a list of {len(group)} numbers, got {size}"
+                    )
+                updates += [
+                    (p, _finite(f"{key}[{i}]", x)) for i, (p, x) in enumerate(zip(group, value, strict=True))
+                ]
+            else:
+                updates.append((group, _finite(key, value)))
+        for p, x in updates:  # only now that everything checked out
+            p.data = x
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this module's architecture (for `chainrule.save`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define config(), so it cannot be saved")
+
+
+def _walk_attributes(obj: Module, prefix: str) -> Any:
+    """(dotted name, Value or list of Values) for the parameters held in obj's attributes, in order."""
+    for attr, value in vars(obj).items():
+        name = f"{prefix}{attr}"
+        if isinstance(value, Value):
+            yield name, value
+        elif isinstance(value, Module):
+            yield from _walk_attributes(value, f"{name}.")
+        elif isinstance(value, list | tuple) and value:
+            if all(isinstance(v, Value) for v in value):
+                yield name, list(value)
+            elif all(isinstance(v, Module) for v in value):
+                for i, sub in enumerate(value):
+                    yield from _walk_attributes(sub, f"{name}.{i}.")
+
+
+def _finite(key: str, x: Any) -> float:
+    """x as a float if it is a finite real number (not a bool, a string or a list)."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"load_state_dict: {key!r} must be a number, got {type(x).__name__}: {x!r:.60}")
+    try:
+        value = float(x)
+    except OverflowError:  # a huge JSON integer
+        raise ValueError(f"load_state_dict: {key!r} is too large for a float") from None
+    if not math.isfinite(value):
+        raise ValueError(f"load_state_dict: {key!r} must be finite, got {value!r}")
+    return value
 
 
 class Neuron(Module):
@@ -39,6 +145,9 @@ class Neuron(Module):
     def parameters(self) -> list[Value]:
         return [*self.w, self.b]
 
+    def config(self) -> dict[str, Any]:
+        return {"nin": len(self.w), "nonlin": self.nonlin}
+
     def __repr__(self) -> str:
         return f"{'ReLU' if self.nonlin else 'Linear'}Neuron({len(self.w)})"
 
@@ -56,6 +165,10 @@ class Layer(Module):
     def parameters(self) -> list[Value]:
         return [p for n in self.neurons for p in n.parameters()]
 
+    def config(self) -> dict[str, Any]:
+        first = self.neurons[0]
+        return {"nin": len(first.w), "nout": len(self.neurons), "nonlin": first.nonlin}
+
     def __repr__(self) -> str:
         return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
 
@@ -65,9 +178,7 @@ class MLP(Module):
 
     def __init__(self, nin: int, nouts: Sequence[int]) -> None:
         sizes = [nin, *nouts]
-        self.layers = [
-            Layer(sizes[i], sizes[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))
-        ]
+        self.layers = [Layer(sizes[i], sizes[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
 
     def __call__(self, x: Sequence[Any]) -> Any:
         for layer in self.layers:
@@ -76,6 +187,12 @@ class MLP(Module):
 
     def parameters(self) -> list[Value]:
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "nin": len(self.layers[0].neurons[0].w),
+            "nouts": [len(layer.neurons) for layer in self.layers],
+        }
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
