@@ -1,0 +1,314 @@
+"""`chainrule draw "EXPR" a=2 b=-3`: build an expression's graph safely, run backward, draw it.
+
+The expression is read with Python's own parser (`ast.parse`, which only parses) and then walked
+by an allow-list: numbers, names, `+ - * / **`, unary minus, calls to the derivative table's
+functions (`tanh(x)`, `exp(x)`, ...), and assignments that name intermediate values
+(`e = a*b; d = e + c; L = d*f`). Anything else is refused with a one-line error before any
+arithmetic happens, and nothing in the text is ever run by `eval` or `exec`: each allowed node
+becomes one `Value` operation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import math
+import operator
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine import Value, apply, constant
+from .engine import sum as value_sum
+from .ops import TABLE, Op
+
+MAX_TEXT = 2000  # characters of expression text
+MAX_NODES = 500  # numbers, names, operations and statements: a drawing with more is unreadable
+MAX_DEPTH = 200  # nesting depth (a+b+c+... nests too); keeps the tree walk far from the recursion limit
+MAX_EXPONENT = 100  # |n| for a literal exponent: x**1000 draws nothing a learner can read
+
+# The functions an expression may call: every one-input row of the derivative table (except
+# `neg`, which is the `-` sign), plus n-ary `sum`. A new row in chainrule.ops shows up here by itself.
+FUNCTIONS: dict[str, Op] = {op.name: op for op in TABLE if op.arity == 1 and op.name != "neg"}
+FUNCTIONS["sum"] = next(op for op in TABLE if op.name == "sum")
+
+# Each operator runs through Value's own operator, i.e. one row of the derivative table.
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+# What the refusals call the syntax they refuse, so the message says what was written.
+_REFUSED = {
+    ast.Attribute: "attribute access",
+    ast.Subscript: "a subscript",
+    ast.Lambda: "a lambda",
+    ast.Compare: "a comparison",
+    ast.BoolOp: "and/or",
+    ast.IfExp: "an if-expression",
+    ast.JoinedStr: "an f-string",
+    ast.ListComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension",
+    ast.List: "a list",
+    ast.Tuple: "a tuple",
+    ast.Dict: "a dict",
+    ast.Set: "a set",
+    ast.Starred: "a starred argument",
+    ast.NamedExpr: "the walrus operator",
+    ast.Import: "import",
+    ast.ImportFrom: "import",
+    ast.FunctionDef: "a function definition",
+    ast.AugAssign: "augmented assignment",
+}
+
+
+class ExprError(ValueError):
+    """An expression that `chainrule draw` refuses to build, with a one-line reason."""
+
+
+@dataclass
+class Built:
+    """An expression's graph: its output (the last statement) and the named values in it."""
+
+    output: Value
+    inputs: dict[str, Value] = field(default_factory=dict)
+    names: dict[str, Value] = field(default_factory=dict)
+
+
+def parse_assignment(text: str) -> tuple[str, float]:
+    """`"a=2"` as `("a", 2.0)`; a clear error for anything that is not name=number."""
+    name, sep, number = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ExprError(f"draw: expected name=value (like a=2), got {text!r}")
+    if name in FUNCTIONS:
+        raise ExprError(f"draw: {name!r} is a function and cannot be given a value")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ExprError(f"draw: the value of {name!r} must be a number, got {number.strip()!r}") from None
+    if not math.isfinite(value):
+        raise ExprError(f"draw: the value of {name!r} must be a finite number, got {number.strip()!r}")
+    return name, value
+
+
+def _where(node: ast.AST, text: str) -> str:
+    segment = ast.get_source_segment(text, node) or ""
+    if len(segment) > 40:
+        segment = segment[:37] + "..."
+    return f" in {segment!r}" if segment else ""
+
+
+def _check_shape(tree: ast.Module) -> None:
+    """Refuse trees that are too big or too deep, before walking them recursively."""
+    count = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.expr | ast.stmt):  # not the Load/Add markers that hang off them
+            count += 1
+        if count > MAX_NODES:
+            raise ExprError(
+                f"draw: the expression is too big (more than {MAX_NODES} numbers, names and operations)"
+            )
+        if depth > MAX_DEPTH:
+            raise ExprError(f"draw: the expression is nested too deeply (more than {MAX_DEPTH} levels)")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _number(node: ast.Constant, text: str) -> float:
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ExprError(f"draw: only numbers are allowed as constants, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ExprError(f"draw: the number{_where(node, text)} is too large") from None
+    if not math.isfinite(number):
+        raise ExprError(f"draw: the number{_where(node, text)} is too large")
+    return number
+
+
+class _Builder:
+    """Walks an allow-listed syntax tree, turning each node into one Value operation."""
+
+    def __init__(self, text: str, values: Mapping[str, float]) -> None:
+        self.text = text
+        self.values = dict(values)
+        self.names: dict[str, Value] = {}
+        self.inputs: dict[str, Value] = {}
+
+    def refuse(self, node: ast.AST) -> ExprError:
+        what = _REFUSED.get(type(node), type(node).__name__)
+        return ExprError(f"draw: {what} is not allowed{_where(node, self.text)}")
+
+    def statement(self, node: ast.stmt) -> Value:
+        if isinstance(node, ast.Expr):
+            return self.expr(node.value)
+        if isinstance(node, ast.Assign):
+            if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+                raise ExprError(f"draw: assign to one plain name, like e = a*b{_where(node, self.text)}")
+            name = node.targets[0].id
+            if name in self.names or name in self.values:
+                raise ExprError(f"draw: {name!r} is already defined; give each value its own name")
+            if name in FUNCTIONS:
+                raise ExprError(f"draw: {name!r} is a function and cannot be assigned to")
+            value = self.expr(node.value)
+            if not value.label:  # `e = a` keeps a's own name
+                value.label = name
+            self.names[name] = value
+            return value
+        raise self.refuse(node)
+
+    def expr(self, node: ast.expr) -> Value:
+        if isinstance(node, ast.Constant):
+            return constant(_number(node, self.text))
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            left, right = self.expr(node.left), self.expr(node.right)
+            # An exponent made of constants only (2**1000, 9**9**9) is refused; one that depends on
+            # an input is the user's own number. All arithmetic is on floats, so neither can hang.
+            if isinstance(node.op, ast.Pow) and not right.requires_grad and abs(right.data) > MAX_EXPONENT:
+                raise ExprError(
+                    f"draw: the exponent{_where(node.right, self.text)} is too large "
+                    f"({right.data:g}; at most {MAX_EXPONENT} in absolute value)"
+                )
+            return _BINARY[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -self.expr(node.operand)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+            return self.expr(node.operand)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        raise self.refuse(node)
+
+    def name(self, node: ast.Name) -> Value:
+        name = node.id
+        if name in self.names:
+            return self.names[name]
+        if name in self.values:  # first use of an input: one leaf Value, labelled with its name
+            leaf = Value(self.values[name], label=name)
+            self.names[name] = self.inputs[name] = leaf
+            return leaf
+        if name in FUNCTIONS:
+            raise ExprError(f"draw: {name!r} is a function: call it, like {name}(x)")
+        raise ExprError(f"draw: unknown name {name!r}: give it a value ({name}=1.5) or assign it first")
+
+    def call(self, node: ast.Call) -> Value:
+        if not isinstance(node.func, ast.Name):
+            raise ExprError(
+                f"draw: only the functions {', '.join(FUNCTIONS)} can be called{_where(node, self.text)}"
+            )
+        name = node.func.id
+        if name not in FUNCTIONS:
+            raise ExprError(f"draw: unknown function {name!r}; allowed: {', '.join(FUNCTIONS)}")
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise ExprError(f"draw: {name}() takes plain positional arguments{_where(node, self.text)}")
+        op = FUNCTIONS[name]
+        args = [self.expr(arg) for arg in node.args]
+        if op.arity is None:
+            if not args:
+                raise ExprError("draw: sum() needs at least one argument")
+            return value_sum(args)
+        if len(args) != op.arity:
+            raise ExprError(f"draw: {name}() takes {op.arity} argument, got {len(args)}")
+        return apply(op, *args)
+
+
+def build(text: str, values: Mapping[str, float]) -> Built:
+    """Build the graph of `text` (statements separated by ; or newlines) with the given inputs.
+
+    Raises ExprError for anything outside the allow-list, unknown names or unused values, and the
+    engine's DomainError / ZeroDivisionError for values outside an operation's domain.
+    """
+    if len(text) > MAX_TEXT:
+        raise ExprError(f"draw: the expression is too long ({len(text)} characters, at most {MAX_TEXT})")
+    if not text.strip():
+        raise ExprError("draw: the expression is empty")
+    try:
+        tree = ast.parse(text, mode="exec")
+    except SyntaxError as exc:
+        raise ExprError(f"draw: not a valid expression: {exc.msg} (column {exc.offset})") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExprError("draw: the expression is nested too deeply") from None
+    _check_shape(tree)
+    builder = _Builder(text, values)
+    output: Value | None = None
+    for statement in tree.body:
+        output = builder.statement(statement)
+    assert output is not None  # a non-empty text that parsed has at least one statement
+    if not output.label:  # the picture and the printout need a name for the output
+        output.label = "out"
+    unused = sorted(set(values) - set(builder.inputs))
+    if unused:
+        raise ExprError(f"draw: values given for names the expression does not use: {', '.join(unused)}")
+    return Built(output, builder.inputs, builder.names)
+
+
+# --- the command --------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Configure the `chainrule draw` subcommand's arguments."""
+    parser.epilog = (
+        'example: chainrule draw "e = a*b; d = e + c; L = d*f" a=2 b=-3 c=10 f=-2 -o L.svg   '
+        f"(functions: {', '.join(FUNCTIONS)}; put -- before an expression that starts with -)"
+    )
+    parser.add_argument("expression", help="e.g. 'tanh(x*w + b)' or 'e = a*b; L = e + c'")
+    parser.add_argument(
+        "values", nargs="*", metavar="name=value", help="a number for every input, e.g. a=2 b=-3"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="output file: .svg (default graph.svg), .png, .jpg, or .dot for the DOT text; - prints DOT",
+    )
+    parser.add_argument("--no-grad", action="store_true", help="draw the forward pass only (no backward)")
+    parser.add_argument("--rankdir", default="LR", choices=["LR", "TB", "RL", "BT"], help="layout direction")
+    parser.add_argument("--max-nodes", type=int, default=None, help="collapse values beyond this many")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "dot", "graphviz-pure"],
+        help="renderer: system Graphviz dot if found, else pip's graphviz-pure (auto)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `chainrule draw`: build, backward, write the picture; returns the exit code."""
+    from .drawing import DEFAULT_MAX_NODES, RendererNotFound, render_graph, to_dot
+
+    try:
+        values = dict(parse_assignment(item) for item in args.values)
+        built = build(args.expression, values)
+        root = built.output
+        if not args.no_grad:
+            if not root.requires_grad:
+                raise ExprError(
+                    "draw: the expression depends on no input, so it has no gradients (use --no-grad)"
+                )
+            root.backward()
+        max_nodes = args.max_nodes if args.max_nodes is not None else DEFAULT_MAX_NODES
+        dot = to_dot(root, rankdir=args.rankdir, show_grad=not args.no_grad, max_nodes=max_nodes)
+        if args.output == "-":
+            sys.stdout.write(dot)
+            return 0
+        path = Path(args.output or "graph.svg")
+        render_graph(dot, path, backend=args.backend)
+    # One line for every way a user's input can fail: refused syntax, unknown names, a domain
+    # error (log(-1)), a bad file name, no renderer. Anything else is a bug and keeps its traceback.
+    except (ValueError, ArithmeticError, RendererNotFound, OSError, subprocess.SubprocessError) as exc:
+        message = str(exc) if str(exc).startswith("draw:") else f"draw: {exc}"
+        print(f"chainrule {message}", file=sys.stderr)
+        return 2
+    name = root.label
+    print(f"{name} = {root.data:.6g}")
+    if not args.no_grad:
+        for input_name, leaf in built.inputs.items():
+            print(f"d{name}/d{input_name} = {leaf.grad:.6g}")
+    print(f"wrote {path}")
+    return 0
