@@ -354,18 +354,22 @@ _EXIT = object()  # a marker on the DFS stack: "all children of the node below m
 def topological_order(root: Value, only_requiring_grad: bool = False) -> list[Value]:
     """Every node below `root`, each after all of its inputs (iterative depth-first search)."""
     order: list[Value] = []
-    seen = {root}
+    # A node is marked when it is expanded, not when it is pushed: a node pushed early (a child of
+    # the root) but also reachable deeper down (y = x + x*2) must be finished before every user.
+    seen: set[Value] = set()
     stack: list[Any] = [root]
     while stack:
         node = stack.pop()
         if node is _EXIT:
             order.append(stack.pop())
             continue
+        if node in seen:
+            continue
+        seen.add(node)
         stack.append(node)
         stack.append(_EXIT)
         for child in node._prev:
             if child not in seen and (child.requires_grad or not only_requiring_grad):
-                seen.add(child)
                 stack.append(child)
     return order
 
