@@ -130,6 +130,14 @@ def test_mixed_partials_and_closures() -> None:
     assert grad(lambda x: grad(lambda y: x * y * y)(1.0))(2.0) == 2.0
 
 
+def test_shared_subexpressions_at_different_depths() -> None:
+    # x*3 is used directly by the root and again one level down: its gradient must be complete
+    # before it is passed on (a topological-order bug once gave 3 here instead of 9).
+    assert grad(lambda a: a * 3 + (a * 3) * 2)(2.0) == 9.0
+    assert grad(lambda a: (lambda x: x + x * 2)(a * 3))(2.0) == 9.0
+    assert grad(lambda a, b: b * a ** (b - 1), argnums=1)(1.5, 2.0) == pytest.approx(1.5 + 3 * math.log(1.5))
+
+
 def test_same_value_passed_twice_gets_a_gradient_per_position() -> None:
     v = Value(2.0)
     assert tuple(g.data for g in grad(lambda x, y: x * y * y, argnums=(0, 1))(v, v)) == (4.0, 8.0)

@@ -215,7 +215,8 @@ def _data(x: Any, i: int, who: str) -> float:
 
 
 def _as_float(out: Any, who: str) -> float:
-    return float(_scalar_output(out, who).data if isinstance(out, Value) else out)
+    out = _scalar_output(out, who)
+    return out.data if isinstance(out, Value) else float(out)
 
 
 def _difference(
