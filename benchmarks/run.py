@@ -1,0 +1,361 @@
+"""chainrule against micrograd, in one run: `python benchmarks/run.py` prints a table of figures and ratios.
+
+(a) a chain of 100,000 mixed ops: build and backward, ns per op;
+(b) micrograd's own demo step: two moons (100 samples), MLP(2, [16, 16, 1]), SVM max-margin loss with L2
+    regularisation, forward over all samples + backward + SGD update, written exactly as micrograd's
+    demo notebook writes it, run through each engine;
+(c) bytes per graph node, by tracemalloc, over building the same graph in both;
+(d) the deepest chain whose backward survives at Python's default recursion limit.
+
+Timings are medians of several repeats, with Python's garbage collector on, as users have it (a
+`gc.collect()` before each repeat, untimed, so that one repeat's garbage is not billed to the next).
+micrograd's recursive backward needs a raised recursion limit and a big thread stack for (a), so
+every timed benchmark runs, for both engines alike, in a thread with a 1 GiB stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import chainrule  # noqa: E402
+import chainrule.nn  # noqa: E402
+
+try:
+    import micrograd.engine
+    import micrograd.nn
+except ImportError:  # pragma: no cover - the comparison is the point of this script
+    sys.exit("benchmarks/run.py compares against micrograd: pip install micrograd==0.1.0")
+
+CHAIN_OPS = 100_000
+TARGETS = {"chain": 3.0, "demo": 10.0, "memory": 4.0, "depth": 10**6}
+
+
+# --- the workloads, written once for both engines ------------------------------------------------
+def build_chain(value_cls: type, n: int) -> tuple[Any, Any]:
+    """n ops, cycling through * + relu - / ** with numbers mixed in; returns (leaf, output)."""
+    x = value_cls(1.0)
+    y = x
+    for i in range(n):
+        k = i % 6
+        if k == 0:
+            y = y * 1.0001
+        elif k == 1:
+            y = y + 0.5
+        elif k == 2:
+            y = y.relu()
+        elif k == 3:
+            y = y - 0.25
+        elif k == 4:
+            y = y / 1.0001
+        else:
+            y = y**1
+    return x, y
+
+
+def demo_data() -> tuple[Any, Any]:
+    """micrograd's demo dataset: make_moons(n_samples=100, noise=0.1), labels in {-1, 1}."""
+    import numpy as np
+    from sklearn.datasets import make_moons
+
+    np.random.seed(1337)
+    random.seed(1337)
+    X, y = make_moons(n_samples=100, noise=0.1)
+    return X, y * 2 - 1
+
+
+def demo_loss(model: Any, value_cls: type, X: Any, y: Any) -> tuple[Any, float]:
+    """The demo notebook's loss(), verbatim apart from the Value class passed in."""
+    inputs = [list(map(value_cls, xrow)) for xrow in X]
+    # forward the model to get scores
+    scores = list(map(model, inputs))
+    # svm "max-margin" loss
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores, strict=True)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    # L2 regularization
+    alpha = 1e-4
+    reg_loss = alpha * sum(p * p for p in model.parameters())
+    total_loss = data_loss + reg_loss
+    # also get accuracy
+    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores, strict=True)]
+    return total_loss, sum(accuracy) / len(accuracy)
+
+
+def demo_step(model: Any, value_cls: type, X: Any, y: Any, k: int) -> float:
+    """One training step of the demo: forward, zero_grad, backward, SGD update. Returns the loss."""
+    total_loss, _acc = demo_loss(model, value_cls, X, y)
+    model.zero_grad()
+    total_loss.backward()
+    learning_rate = 1.0 - 0.9 * k / 100
+    for p in model.parameters():
+        p.data -= learning_rate * p.grad
+    return total_loss.data
+
+
+def twin_models() -> tuple[Any, Any]:
+    """micrograd's MLP(2, [16, 16, 1]) and chainrule's, with chainrule's weights copied from micrograd's."""
+    random.seed(1337)
+    theirs = micrograd.nn.MLP(2, [16, 16, 1])
+    ours = chainrule.nn.MLP(2, [16, 16, 1])
+    assert repr(ours) == repr(theirs)
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        p.data = float(q.data)
+    return ours, theirs
+
+
+# --- measuring -----------------------------------------------------------------------------------
+def in_big_thread(fn: Callable[[], Any]) -> Any:
+    """Run fn in a thread with a 1 GiB stack and a raised recursion limit (micrograd's backward recurses)."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    old_limit = sys.getrecursionlimit()
+    old_size = threading.stack_size(1 << 30)
+    sys.setrecursionlimit(10**6)
+    try:
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(old_size)
+        sys.setrecursionlimit(old_limit)
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def chain_times(value_cls: type, repeats: int) -> tuple[float, float]:
+    """Median ns per op of building, and of backward through, the CHAIN_OPS chain."""
+    builds, backwards = [], []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        x, y = build_chain(value_cls, CHAIN_OPS)
+        built = time.perf_counter()
+        y.backward()
+        done = time.perf_counter()
+        builds.append((built - start) / CHAIN_OPS * 1e9)
+        backwards.append((done - built) / CHAIN_OPS * 1e9)
+        del x, y
+    return statistics.median(builds), statistics.median(backwards)
+
+
+def demo_times(repeats: int) -> dict[str, Any]:
+    """Median seconds per demo training step for both engines, checking they compute the same losses."""
+    X, y = demo_data()
+    ours, theirs = twin_models()
+    times: dict[str, list[float]] = {"chainrule": [], "micrograd": []}
+    worst = 0.0
+    for k in range(repeats):
+        losses = {}
+        for name, model, cls in (
+            ("micrograd", theirs, micrograd.engine.Value),
+            ("chainrule", ours, chainrule.Value),
+        ):
+            gc.collect()
+            start = time.perf_counter()
+            losses[name] = demo_step(model, cls, X, y, k)
+            times[name].append(time.perf_counter() - start)
+        worst = max(worst, abs(losses["chainrule"] - losses["micrograd"]) / abs(losses["micrograd"]))
+    if worst > 1e-9:
+        raise AssertionError(f"the two engines disagree on the demo loss (relative difference {worst:.2e})")
+    return {name: statistics.median(ts) for name, ts in times.items()} | {"loss_rel_diff": worst}
+
+
+def count_nodes(root: Any) -> int:
+    """Nodes reachable from root through `_prev` (both engines have it), iteratively."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        for child in stack.pop()._prev:
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    return len(seen)
+
+
+def graph_bytes(build: Callable[[], Any]) -> tuple[int, int]:
+    """(bytes still allocated after build() returns its graph, number of nodes in that graph)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        graph = build()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    root = graph[-1] if isinstance(graph, tuple) else graph
+    return after - before, count_nodes(root)
+
+
+def memory_figures() -> dict[str, tuple[int, int]]:
+    """Bytes and node counts for the chain (10,000 ops) and for one demo forward graph, both engines."""
+    X, y = demo_data()
+    ours, theirs = twin_models()
+    figures = {}
+    for name, cls, model in (
+        ("chainrule", chainrule.Value, ours),
+        ("micrograd", micrograd.engine.Value, theirs),
+    ):
+        figures[f"chain/{name}"] = graph_bytes(lambda cls=cls: build_chain(cls, 10_000))
+        figures[f"demo/{name}"] = graph_bytes(lambda cls=cls, model=model: demo_loss(model, cls, X, y)[0])
+    return figures
+
+
+def survives(value_cls: type, n: int) -> bool:
+    """Whether backward through a chain of n additions works at the current recursion limit."""
+    x = value_cls(1.0)
+    y = x
+    for _ in range(n):
+        y = y + 1.0
+    try:
+        y.backward()
+    except RecursionError:
+        return False
+    return x.grad == 1.0
+
+
+def micrograd_depth() -> int:
+    """The longest chain micrograd's backward survives at the default recursion limit (bisection)."""
+    lo, hi = 1, 2
+    while survives(micrograd.engine.Value, hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if survives(micrograd.engine.Value, mid) else (lo, mid)
+    return lo
+
+
+def chainrule_depth(n: int) -> tuple[bool, float]:
+    """Whether a chain of n additions builds and backpropagates at the default limit, and in how long."""
+    start = time.perf_counter()
+    ok = survives(chainrule.Value, n)
+    return ok, time.perf_counter() - start
+
+
+# --- report ----------------------------------------------------------------------------------------
+def machine() -> str:
+    """CPU model and Python version, for the record."""
+    model = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next(
+            line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{model}, {os.cpu_count()} CPUs; {python}; {platform.system()}"
+
+
+Row = tuple[str, str, str, float | None, str | None, bool | None]  # name, ours, theirs, ratio, target, met
+
+
+def print_table(rows: list[Row]) -> None:
+    """The rows as an aligned text table."""
+    header = ("benchmark", "chainrule", "micrograd 0.1.0", "ratio", "target", "")
+    cells = [header] + [
+        (
+            name,
+            ours,
+            theirs,
+            "" if ratio is None else f"{ratio:.1f}x",
+            target or "",
+            "" if met is None else ("met" if met else "MISSED"),
+        )
+        for name, ours, theirs, ratio, target, met in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(6)]
+    for k, c in enumerate(cells):
+        print(" | ".join(c[i].ljust(widths[i]) if i in (0, 5) else c[i].rjust(widths[i]) for i in range(6)))
+        if k == 0:
+            print("-|-".join("-" * w for w in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every benchmark, print the table, and return 1 if a target is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per benchmark (default 5)")
+    args = parser.parse_args(argv)
+    assert gc.isenabled(), "run with the garbage collector on, as users have it"
+    print(f"machine: {machine()}")
+    print(f"chainrule {chainrule.__version__} vs micrograd 0.1.0; medians of {args.repeats} repeats; gc on\n")
+    rows: list[Row] = []
+
+    def ratio_row(name: str, ours: float, theirs: float, fmt: str, target: float | None = None) -> None:
+        """A row whose ratio is micrograd's figure over ours (bigger is better for chainrule)."""
+        ratio = theirs / ours
+        met = None if target is None else ratio >= target
+        rows.append((name, fmt.format(ours), fmt.format(theirs), ratio, target and f">= {target:g}x", met))
+
+    ours_build, ours_back = in_big_thread(lambda: chain_times(chainrule.Value, args.repeats))
+    their_build, their_back = in_big_thread(lambda: chain_times(micrograd.engine.Value, args.repeats))
+    ratio_row("(a) chain build, ns/op", ours_build, their_build, "{:.0f}")
+    ratio_row("(a) chain backward, ns/op", ours_back, their_back, "{:.0f}")
+    ratio_row(
+        "(a) chain build + backward, ns/op",
+        ours_build + ours_back,
+        their_build + their_back,
+        "{:.0f}",
+        TARGETS["chain"],
+    )
+
+    demo = in_big_thread(lambda: demo_times(args.repeats))
+    ratio_row(
+        "(b) demo step (fwd+bwd+SGD), ms",
+        demo["chainrule"] * 1e3,
+        demo["micrograd"] * 1e3,
+        "{:.1f}",
+        TARGETS["demo"],
+    )
+
+    mem = memory_figures()
+    for graph in ("chain", "demo"):
+        (ours_b, ours_n), (their_b, their_n) = mem[f"{graph}/chainrule"], mem[f"{graph}/micrograd"]
+        rows.append(
+            (
+                f"(c) {graph} graph, bytes/node",
+                f"{ours_b / ours_n:.0f} ({ours_n} nodes)",
+                f"{their_b / their_n:.0f} ({their_n} nodes)",
+                (their_b / their_n) / (ours_b / ours_n),
+                f">= {TARGETS['memory']:g}x" if graph == "chain" else None,
+                (their_b / their_n) / (ours_b / ours_n) >= TARGETS["memory"] if graph == "chain" else None,
+            )
+        )
+        target = TARGETS["memory"] if graph == "chain" else None  # same computation: total bytes too
+        ratio_row(f"(c) {graph} graph, KiB", ours_b / 1024, their_b / 1024, "{:.0f}", target)
+
+    ok, seconds = chainrule_depth(TARGETS["depth"])
+    depth = micrograd_depth()
+    ours = f"{TARGETS['depth']:,}: {'ok' if ok else 'FAILED'} in {seconds:.1f} s"
+    rows.append(
+        ("(d) deepest chain backward survives", ours, f"{depth:,}", None, f"{TARGETS['depth']:,}", ok)
+    )
+
+    print_table(rows)
+    print(f"\n(the two engines' demo losses agree to {demo['loss_rel_diff']:.1e} relative)")
+    return 0 if all(met is not False for *_, met in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
