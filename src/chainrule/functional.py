@@ -55,7 +55,7 @@ def _positions(argnums: Argnums, nargs: int, who: str) -> tuple[tuple[int, ...],
 
 
 def _check_scalar_arg(x: Any, i: int, who: str) -> None:
-    if isinstance(x, Value) or (isinstance(x, numbers.Real) and not isinstance(x, bool)):
+    if isinstance(x, Value | numbers.Real):
         return
     raise TypeError(f"{who}: argument {i} must be a real number or a Value, got {type(x).__name__}: {x!r}")
 
