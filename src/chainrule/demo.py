@@ -1,0 +1,518 @@
+"""`chainrule demo`: train a small neural network on the scalar engine and draw what it learned.
+
+The default task is micrograd's demo: an MLP(2, [16, 16, 1]) learns to separate scikit-learn's two
+moons with the max-margin loss, L2 regularisation and SGD whose learning rate decays from 1.0 to 0.1.
+With the same seed it starts from micrograd's very numbers and reaches 100% training accuracy.
+`--task digits` classifies scikit-learn's 8x8 handwritten digits with softmax cross-entropy: a real
+(if small) problem that shows how fast the scalar engine is, and what `--engine compiled` changes.
+
+The demo needs the `demo` extra (scikit-learn, matplotlib, tqdm, numpy): pip install 'chainrule[demo]'.
+It is imported lazily, so `chainrule --help` works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine import Value, no_grad, placeholder
+from .losses import cross_entropy, l2_regularization, svm_loss
+from .nn import MLP
+
+INSTALL_HINT = "pip install 'chainrule[demo]'"
+EXTRAS = ("numpy", "sklearn", "matplotlib", "tqdm")
+ALPHA = 1e-4  # L2 regularisation strength, as in micrograd's demo
+
+# Per task: steps, samples, hidden sizes, and the learning rate for each optimizer.
+DEFAULTS = {
+    "moons": {"steps": 100, "samples": 100, "hidden": [16, 16], "lr": {"sgd": 1.0, "adam": 0.05}},
+    "digits": {"steps": 30, "samples": 300, "hidden": [16], "lr": {"sgd": 0.5, "adam": 0.02}},
+}
+
+
+# --- command line ----------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [_positive_int(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected layer sizes separated by commas, e.g. 16,16; got {text!r}"
+        ) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of `chainrule demo`."""
+    parser.add_argument(
+        "--task", choices=sorted(DEFAULTS), default="moons", help="two moons (default) or 8x8 digits"
+    )
+    parser.add_argument("--steps", type=_positive_int, help="training steps (moons 100, digits 30)")
+    parser.add_argument(
+        "--lr", type=_positive_float, help="initial learning rate; it decays linearly to 10%% of it"
+    )
+    parser.add_argument("--seed", type=int, default=1337, help="random seed for data and weights (1337)")
+    parser.add_argument("--samples", type=_positive_int, help="training samples (moons 100, digits 300)")
+    parser.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 16,16 (moons) or 16 (digits)")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="sgd (default) or adam")
+    parser.add_argument(
+        "--engine",
+        choices=["eager", "compiled"],
+        default="eager",
+        help="eager Values (default) or a compiled program run on the whole batch with numpy",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("chainrule-demo"), help="folder for pictures and model"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar; print only the accuracy")
+
+
+class DemoError(Exception):
+    """A problem the user can fix (a missing extra, an unusable folder): reported without a traceback."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `chainrule demo` with parsed arguments; returns the exit code."""
+    try:
+        return _run(args)
+    except DemoError as exc:
+        print(f"chainrule demo: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def _import_extras() -> dict[str, Any]:
+    """The demo's optional dependencies, or a DemoError with the install hint."""
+    modules = {}
+    for name in EXTRAS:
+        try:
+            modules[name] = importlib.import_module(name)
+        except ImportError:
+            raise DemoError(f"this needs {name}, which is not installed: {INSTALL_HINT}") from None
+    return modules
+
+
+# --- tasks -----------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    """A data set, a model and how to score it; `train` runs any task on either engine."""
+
+    name: str
+    title: str
+    model: MLP
+    xs: list[list[float]]  # training inputs
+    ys: list[Any]  # training targets as the eager loss wants them
+    data_loss: Callable[[list[Any]], Value]  # the batch's outputs -> mean loss
+    sample_loss: Callable[[Any, list[Value]], Value]  # traced: one output, target placeholders -> loss
+    target_columns: list[Any]  # the targets as numpy columns, one per target placeholder
+    accuracy: Callable[[Any, Any], float]  # (outputs as an (N, nout) array, targets) -> fraction right
+    test: tuple[list[list[float]], list[Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _moons_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: Any) -> Task:
+    from sklearn.datasets import make_moons
+
+    # make_moons(random_state=seed) draws exactly what micrograd's np.random.seed(1337) did.
+    X, y = make_moons(n_samples=args.samples, noise=0.1, random_state=args.seed)
+    y = y * 2 - 1  # labels -1 / +1 for the max-margin loss
+    model = MLP(2, [*hidden, 1])
+    xs, ys = X.tolist(), [int(v) for v in y]
+    return Task(
+        name="moons",
+        title="two moons",
+        model=model,
+        xs=xs,
+        ys=ys,
+        data_loss=lambda scores: svm_loss(scores, ys),
+        sample_loss=lambda score, targets: svm_loss([score], targets),
+        target_columns=[y.astype(float)],
+        accuracy=lambda out, ys_: float(np.mean((out[:, 0] > 0) == (np.asarray(ys_) > 0))),
+        extra={"X": X, "y": y},
+    )
+
+
+def _digits_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: Any) -> Task:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()  # ships with scikit-learn: no download
+    X = digits.data / 16.0  # pixel intensities 0..16 -> 0..1
+    y = digits.target
+    n = min(args.samples, len(X) - 100)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, train_size=n, test_size=min(500, len(X) - n), random_state=args.seed, stratify=y
+    )
+    model = MLP(64, [*hidden, 10])
+    ys = [int(v) for v in y_train]
+    return Task(
+        name="digits",
+        title="8x8 digits",
+        model=model,
+        xs=X_train.tolist(),
+        ys=ys,
+        data_loss=lambda logits: cross_entropy(logits, ys),
+        # One-hot target placeholders: a traced graph must be the same for every sample.
+        sample_loss=lambda logits, onehot: cross_entropy(logits, onehot),
+        target_columns=[(y_train == k).astype(float) for k in range(10)],
+        accuracy=lambda out, ys_: float(np.mean(np.argmax(out, axis=1) == np.asarray(ys_))),
+        test=(X_test.tolist(), [int(v) for v in y_test]),
+        extra={"X_test": X_test, "y_test": y_test},
+    )
+
+
+# --- evaluation: many inputs through the model -----------------------------------------------------
+class Predictor:
+    """The model's outputs for a whole array of inputs: with compiled programs, or eagerly."""
+
+    def __init__(self, model: MLP, nin: int, np: Any, compiled: bool) -> None:
+        self.model, self.np = model, np
+        self.programs = None
+        if compiled:
+            compiler = _compiler()
+            inputs = [placeholder(f"x{i}") for i in range(nin)]
+            out = model(inputs)
+            outs = out if isinstance(out, list) else [out]
+            # Parameters are read by reference at every run, so these stay valid as training goes on.
+            self.programs = [compiler.compile(o, inputs) for o in outs]
+
+    def __call__(self, X: Any) -> Any:
+        """An (N, nout) array of outputs for the (N, nin) array X."""
+        np = self.np
+        if self.programs is not None:
+            columns = [np.asarray(X[:, i], dtype=float) for i in range(X.shape[1])]
+            return np.stack([np.broadcast_to(p(*columns), (len(X),)) for p in self.programs], axis=1)
+        with no_grad(), _gc_paused():
+            rows = []
+            for x in X.tolist():
+                out = self.model(x)
+                rows.append([o.data for o in out] if isinstance(out, list) else [out.data])
+        return np.asarray(rows)
+
+
+def _compiler() -> Any:
+    """chainrule.compiler if it is available (it arrives with define-then-run), else None."""
+    try:
+        return importlib.import_module("chainrule.compiler")
+    except ImportError:
+        return None
+
+
+# --- training --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _gc_paused() -> Any:
+    """Pause Python's cyclic garbage collector while training (graphs are freed without it).
+
+    A training step allocates tens of thousands of nodes, and every 700 allocations the collector
+    scans them for reference cycles; chainrule's graphs have none (nodes hold no closures), so
+    those scans are pure cost: pausing them makes the forward pass several times faster.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass
+class History:
+    """What training recorded, step by step (loss and accuracy before each update, as micrograd prints)."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0  # time spent in training steps only
+    eager_step: float | None = None  # for --engine compiled: the eager engine's time per step
+    compile_seconds: float = 0.0
+
+
+def _optimizer(args: argparse.Namespace, model: MLP, lr: float, steps: int) -> Any:
+    from .optim import SGD, Adam
+
+    # micrograd's schedule: 1.0 - 0.9 * k / 100, i.e. from lr down to a tenth of it.
+    schedule = lambda k: lr * (1.0 - 0.9 * k / steps)
+    if args.optimizer == "adam":
+        return Adam(model.parameters(), lr=schedule)
+    return SGD(model.parameters(), lr=schedule)
+
+
+def _train_eager(task: Task, opt: Any, steps: int, bar: Any, np: Any, history: History) -> None:
+    model = task.model
+    for _ in bar:
+        start = time.perf_counter()
+        outputs = [model(x) for x in task.xs]
+        loss = task.data_loss(outputs) + l2_regularization(model, ALPHA)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.seconds += time.perf_counter() - start
+        data = np.asarray([[o.data for o in out] if isinstance(out, list) else [out.data] for out in outputs])
+        _record(history, bar, loss.data, task.accuracy(data, task.ys))
+
+
+def _record(history: History, bar: Any, loss: float, accuracy: float) -> None:
+    history.loss.append(loss)
+    history.accuracy.append(accuracy)
+    bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{accuracy:.1%}", refresh=False)
+
+
+def _train_compiled(
+    task: Task, opt: Any, steps: int, bar: Any, np: Any, history: History, predictor: Predictor
+) -> None:
+    compiler = _compiler()
+    model = task.model
+    X = np.asarray(task.xs)
+    batch = len(X)
+    # How long the eager engine takes for the same step (forward and backward), for the comparison.
+    start = time.perf_counter()
+    for _ in range(2):
+        loss = task.data_loss([model(x) for x in task.xs]) + l2_regularization(model, ALPHA)
+        loss.backward()
+    history.eager_step = (time.perf_counter() - start) / 2
+    opt.zero_grad()
+
+    # Trace the loss of ONE sample on placeholders, once; the program then runs the whole batch.
+    start = time.perf_counter()
+    xs = [placeholder(f"x{i}") for i in range(X.shape[1])]
+    targets = [placeholder(f"y{k}") for k in range(len(task.target_columns))]
+    # Divided by the batch size: the program sums over the batch, so its gradient is the mean's.
+    sample = task.sample_loss(model(xs), targets) * (1.0 / batch)
+    program = compiler.compile(sample, [*xs, *targets])
+    history.compile_seconds = time.perf_counter() - start
+    columns = [np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])] + list(task.target_columns)
+
+    for _ in bar:
+        accuracy = task.accuracy(predictor(X), task.ys)  # before the update, as in the eager loop
+        start = time.perf_counter()
+        opt.zero_grad()
+        values, _ = program.value_and_grad(*columns)  # adds the batch's gradient into every .grad
+        reg = l2_regularization(model, ALPHA)  # the same for every sample: once, eagerly
+        reg.backward()
+        opt.step()
+        history.seconds += time.perf_counter() - start
+        _record(history, bar, float(np.sum(values)) + reg.data, accuracy)
+
+
+# --- pictures --------------------------------------------------------------------------------------
+def _figure(size: tuple[float, float]) -> Any:
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    return Figure(figsize=size, dpi=100)
+
+
+def _plot_boundary(task: Task, predictor: Predictor, accuracy: float, path: Path, np: Any, mpl: Any) -> Path:
+    X, y = task.extra["X"], task.extra["y"]
+    x_min, x_max = X[:, 0].min() - 1, X[:, 0].max() + 1
+    y_min, y_max = X[:, 1].min() - 1, X[:, 1].max() + 1
+    n = 200 if predictor.programs is not None else 60  # the eager engine takes ~1 ms a point
+    xx, yy = np.meshgrid(np.linspace(x_min, x_max, n), np.linspace(y_min, y_max, n))
+    scores = predictor(np.c_[xx.ravel(), yy.ravel()])[:, 0].reshape(xx.shape)
+    fig = _figure((6, 5))
+    ax = fig.add_subplot()
+    ax.contourf(xx, yy, scores > 0, cmap="Spectral", alpha=0.8, levels=[-0.5, 0.5, 1.5])
+    ax.contour(xx, yy, scores, levels=[0.0], colors="k", linewidths=1)
+    ax.scatter(X[:, 0], X[:, 1], c=y, s=40, cmap="Spectral", edgecolors="k")
+    ax.set_xlim(x_min, x_max)
+    ax.set_ylim(y_min, y_max)
+    sizes = ", ".join(str(len(layer.neurons)) for layer in task.model.layers)
+    ax.set_title(f"chainrule MLP(2, [{sizes}]): {accuracy:.1%} training accuracy")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _plot_curves(task: Task, history: History, path: Path, mpl: Any) -> Path:
+    fig = _figure((9, 3.5))
+    steps = range(len(history.loss))
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(steps, history.loss, color="tab:red")
+    ax1.set_yscale("log")
+    ax1.set(title="training loss", xlabel="step", ylabel="loss (log scale)")
+    ax2.plot(steps, [100 * a for a in history.accuracy], color="tab:blue")
+    ax2.set(title="training accuracy", xlabel="step", ylabel="accuracy (%)", ylim=(0, 101))
+    ax1.grid(alpha=0.3)
+    ax2.grid(alpha=0.3)
+    fig.suptitle(f"chainrule demo: {task.title}")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _plot_digits(task: Task, predictor: Predictor, path: Path, np: Any, mpl: Any) -> Path:
+    X, y = task.extra["X_test"][:24], task.extra["y_test"][:24]
+    predicted = np.argmax(predictor(X), axis=1)
+    fig = _figure((8, 3.6))
+    for i, ax in enumerate(fig.subplots(3, 8).ravel()):
+        ax.imshow(X[i].reshape(8, 8), cmap="gray_r")
+        ax.set_axis_off()
+        right = predicted[i] == y[i]
+        ax.set_title(
+            f"{predicted[i]}" if right else f"{predicted[i]} (is {y[i]})",
+            fontsize=9,
+            color="black" if right else "tab:red",
+        )
+    fig.suptitle("held-out digits and what the model says (red: wrong)")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _draw_neuron(task: Task, out_dir: Path) -> Path | None:
+    """The graph of the first neuron on the first sample, with its gradients: SVG, else DOT text."""
+    try:
+        drawing = importlib.import_module("chainrule.drawing")
+    except ImportError:
+        return None
+    neuron = task.model.layers[0].neurons[0]
+    params = neuron.parameters()
+    old_labels = [p.label for p in params]
+    for i, w in enumerate(neuron.w):
+        w.label = f"w{i}"
+    neuron.b.label = "b"
+    try:
+        # The first sample that switches the neuron on: through an inactive ReLU every gradient is 0.
+        with no_grad():
+            sample = next((x for x in task.xs if neuron(x).data > 0), task.xs[0])
+        xs = [Value(v, label=f"x{i}", requires_grad=False) for i, v in enumerate(sample)]
+        out = neuron(xs)
+        out.label = "out"
+        saved = [p.grad for p in params]
+        out.backward()
+        try:
+            try:
+                return drawing.render_graph(out, out_dir / "neuron.svg")
+            except Exception:  # no renderer on this machine: the DOT text is still a useful picture
+                (out_dir / "neuron.svg").unlink(missing_ok=True)
+                return drawing.render_graph(out, out_dir / "neuron.dot")
+        finally:
+            for p, g in zip(params, saved, strict=True):
+                p.grad = g
+    finally:
+        for p, label in zip(params, old_labels, strict=True):
+            p.label = label
+
+
+# --- the command -----------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    mods = _import_extras()
+    np, mpl, tqdm = mods["numpy"], mods["matplotlib"], mods["tqdm"]
+    defaults = DEFAULTS[args.task]
+    steps = args.steps or defaults["steps"]
+    args.samples = args.samples or defaults["samples"]
+    hidden = args.hidden or defaults["hidden"]
+    lr = args.lr or defaults["lr"][args.optimizer]
+    if args.task == "moons" and args.samples < 2:
+        raise DemoError("--samples must be at least 2 for two moons", code=2)
+    if args.engine == "compiled" and _compiler() is None:
+        raise DemoError(
+            "--engine compiled needs chainrule.compiler, which this installation does not have yet; "
+            "use --engine eager",
+            code=2,
+        )
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"cannot use {str(out_dir)!r} as the output folder: {exc}") from None
+
+    random.seed(args.seed)  # the weights: MLP draws them from `random`, as micrograd does
+    make = _moons_task if args.task == "moons" else _digits_task
+    task = make(args, hidden, np, mods["sklearn"])
+    model = task.model
+    opt = _optimizer(args, model, lr, steps)
+    predictor = Predictor(model, len(task.xs[0]), np, compiled=args.engine == "compiled")
+
+    history = History()
+    bar = tqdm.tqdm(range(steps), desc="training", unit="step", disable=args.quiet, file=sys.stderr)
+    with bar, _gc_paused():
+        if args.engine == "compiled":
+            _train_compiled(task, opt, steps, bar, np, history, predictor)
+        else:
+            _train_eager(task, opt, steps, bar, np, history)
+
+    train_accuracy = task.accuracy(predictor(np.asarray(task.xs)), task.ys)
+    files = [_plot_curves(task, history, out_dir / "training_curves.png", mpl)]
+    if task.name == "moons":
+        files.insert(
+            0, _plot_boundary(task, predictor, train_accuracy, out_dir / "decision_boundary.png", np, mpl)
+        )
+        neuron = _draw_neuron(task, out_dir)
+        if neuron is not None:
+            files.append(neuron)
+    else:
+        files.append(_plot_digits(task, predictor, out_dir / "predictions.png", np, mpl))
+    from .serialize import save
+
+    files.append(save(model, out_dir / "model.json"))
+
+    final = f"accuracy: {100 * train_accuracy:.1f}%"
+    if task.test is not None:
+        test_accuracy = task.accuracy(predictor(np.asarray(task.test[0])), task.test[1])
+        final = f"accuracy: {100 * test_accuracy:.1f}% on {len(task.test[1])} held-out digits"
+    if not args.quiet:
+        _summary(args, task, history, steps, len(task.xs), train_accuracy, files)
+    print(final)
+    return 0
+
+
+def _summary(
+    args: argparse.Namespace,
+    task: Task,
+    history: History,
+    steps: int,
+    samples: int,
+    train_accuracy: float,
+    files: Sequence[Path],
+) -> None:
+    model = task.model
+    sizes = [len(layer.neurons) for layer in model.layers]
+    nin = len(model.layers[0].neurons[0].w)
+    per_step = history.seconds / steps
+    print(
+        f"{task.title}: {samples} samples, MLP({nin}, {sizes}) with {len(model.parameters())} parameters, "
+        f"{'SGD' if args.optimizer == 'sgd' else 'Adam'}, {args.engine} engine, seed {args.seed}"
+    )
+    print(
+        f"trained {steps} steps in {history.seconds:.1f} s ({1000 * per_step:.1f} ms/step, "
+        f"{1e6 * per_step / samples:.0f} us per sample); final loss {history.loss[-1]:.4f}"
+    )
+    if history.eager_step is not None:
+        print(
+            f"compiled in {history.compile_seconds:.2f} s; the eager engine takes "
+            f"{1000 * history.eager_step:.1f} ms/step: compiled is "
+            f"{history.eager_step / per_step:.1f}x faster"
+        )
+    if task.test is not None:
+        print(f"training accuracy: {100 * train_accuracy:.1f}%")
+    print("wrote " + ", ".join(str(f) for f in files))
