@@ -34,28 +34,35 @@ _depth = 0
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _positions(argnums: Argnums, nargs: int, who: str) -> tuple[tuple[int, ...], bool]:
-    """`argnums` as a tuple of non-negative positions, and whether it was a single int."""
+def _argnums(argnums: Argnums, who: str) -> tuple[tuple[int, ...], bool]:
+    """`argnums` checked once, when the derivative function is made: (positions, was it an int)."""
     single = isinstance(argnums, numbers.Integral) and not isinstance(argnums, bool)
     items = (argnums,) if single else argnums
     if not isinstance(items, Sequence) or not all(
         isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in items
     ):
         raise TypeError(f"{who}: argnums must be an int or a tuple of ints, got {argnums!r}")
-    positions = []
+    if not items:
+        raise ValueError(f"{who}: argnums must name at least one argument, got {argnums!r}")
+    return tuple(int(i) for i in items), single
+
+
+def _positions(items: tuple[int, ...], nargs: int, who: str) -> tuple[int, ...]:
+    """The positions in `items` for a call with `nargs` arguments (negative ones count from the end)."""
+    if all(0 <= i < nargs for i in items):
+        return items
     for i in items:
         if not -nargs <= i < nargs:
+            argnums = items[0] if len(items) == 1 else items
             raise IndexError(
                 f"{who}: argnums={argnums!r} but the function was called with {nargs} argument(s)"
             )
-        positions.append(int(i) % nargs)
-    if not positions:
-        raise ValueError(f"{who}: argnums must name at least one argument, got {argnums!r}")
-    return tuple(positions), single
+    return tuple(i % nargs for i in items)
 
 
 def _check_scalar_arg(x: Any, i: int, who: str) -> None:
-    if isinstance(x, Value | numbers.Real):
+    # type() first: the common case, a float or a Value, skips the slower abstract-class check.
+    if type(x) is float or isinstance(x, Value | numbers.Real):
         return
     raise TypeError(f"{who}: argument {i} must be a real number or a Value, got {type(x).__name__}: {x!r}")
 
@@ -76,26 +83,33 @@ class _Call:
     """One evaluation of `f` on differentiable stand-ins for the chosen arguments."""
 
     def __init__(
-        self, f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], argnums: Argnums, who: str
+        self,
+        f: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        spec: tuple[tuple[int, ...], bool],
+        who: str,
     ) -> None:
         global _depth
-        self.positions, self.single = _positions(argnums, len(args), who)
+        self.positions = _positions(spec[0], len(args), who)
+        self.single = spec[1]
         for i in self.positions:
             _check_scalar_arg(args[i], i, who)
         self.graph = _depth > 0 or any(isinstance(a, Value) for a in args)
         call_args = list(args)
-        with engine._enable_grad():
-            # grad() asks for gradients, so it records a graph even inside no_grad() (as torch.func does).
+        # grad() asks for gradients, so it records a graph even inside no_grad() (as torch.func does).
+        enabled, engine._grad_enabled = engine._grad_enabled, True
+        _depth += 1
+        try:
             self.leaves: dict[int, Value] = {}
             for i in self.positions:
                 if i not in self.leaves:
                     self.leaves[i] = self._stand_in(args[i])
                 call_args[i] = self.leaves[i]
-            _depth += 1
-            try:
-                self.out = f(*call_args, **kwargs)
-            finally:
-                _depth -= 1
+            self.out = f(*call_args, **kwargs)
+        finally:
+            _depth -= 1
+            engine._grad_enabled = enabled
 
     def _stand_in(self, x: Any) -> Value:
         if not isinstance(x, Value):
@@ -122,13 +136,12 @@ class _Call:
             leaf._g = None
         if isinstance(out, Value) and out.requires_grad:
             backprop(out, accumulate=False, create_graph=self.graph)
-        zero = constant(0.0) if self.graph else 0.0
-        grads = tuple(self._read(self.leaves[i]._g, zero) for i in self.positions)
+        grads = tuple(self._read(self.leaves[i]._g) for i in self.positions)
         return grads[0] if self.single else grads
 
-    def _read(self, g: Any, zero: Any) -> Any:
+    def _read(self, g: Any) -> Any:
         if g is None:
-            return zero
+            return constant(0.0) if self.graph else 0.0
         return g if self.graph else float(g)
 
 
@@ -136,8 +149,10 @@ class _Call:
 def value_and_grad(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., tuple[Any, Any]]:
     """Make a function returning `(f(*args), gradient of f)` from one forward and one backward pass."""
 
+    spec = _argnums(argnums, "value_and_grad")
+
     def value_and_grad_f(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        call = _Call(f, args, kwargs, argnums, "value_and_grad")
+        call = _Call(f, args, kwargs, spec, "value_and_grad")
         out = _scalar_output(call.out, "value_and_grad")
         return call.value(out), call.gradients(out)
 
@@ -148,8 +163,10 @@ def value_and_grad(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[...,
 def grad(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
     """Make a function computing the derivative of scalar-valued `f` with respect to `argnums`."""
 
+    spec = _argnums(argnums, "grad")
+
     def grad_f(*args: Any, **kwargs: Any) -> Any:
-        call = _Call(f, args, kwargs, argnums, "grad")
+        call = _Call(f, args, kwargs, spec, "grad")
         return call.gradients(_scalar_output(call.out, "grad"))
 
     _name(grad_f, "grad", f)
@@ -163,8 +180,10 @@ def jacobian(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
     As in JAX, an int `argnums` drops the column dimension and a scalar output the row dimension.
     """
 
+    spec = _argnums(argnums, "jacobian")
+
     def jacobian_f(*args: Any, **kwargs: Any) -> Any:
-        call = _Call(f, args, kwargs, argnums, "jacobian")
+        call = _Call(f, args, kwargs, spec, "jacobian")
         out = call.out
         if _is_scalar(out):
             return call.gradients(out)
