@@ -416,6 +416,8 @@ def _make_digraph_class() -> type:
         def _render(self) -> Any:
             return functools.partial(_render_file, self.chainrule_backend)
 
+    Digraph.__module__ = __name__
+    Digraph.__qualname__ = "Digraph"
     return Digraph
 
 
