@@ -165,6 +165,28 @@ def test_nested_reuse() -> None:
     assert c.data == 12.0 and (a.grad, b.grad, c.grad) == (4.0, 2.0, 1.0)
 
 
+def test_input_reached_at_two_depths() -> None:
+    # x is both a direct input of y and an input of x*2: it must come after both users in the sweep.
+    x = Value(5.0)
+    y = x + x * 2
+    y.backward()
+    assert x.grad == 3.0
+    z = Value(2.0)
+    w = z * (z + (z * z).exp()).log() + z
+    w.backward()
+    want = math.log(2 + math.exp(4)) + 2 * (1 + 4 * math.exp(4)) / (2 + math.exp(4)) + 1
+    assert z.grad == pytest.approx(want, rel=1e-12)
+
+
+def test_prev_can_be_assigned_as_a_tuple() -> None:
+    # Code that builds nodes by hand (the define-then-run tracer does) sets `_prev` directly.
+    a, b, c = Value(1.0), Value(2.0), Value(3.0)
+    node = Value(0.0)
+    for children in ((a,), (a, b), (a, b, c), ()):
+        node._prev = children
+        assert node._prev == children
+
+
 def test_reused_node_times_itself() -> None:
     a = Value(3.0)
     b = a * a

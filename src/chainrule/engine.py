@@ -50,15 +50,42 @@ def _to_float(x: Any, what: str) -> float:
 class Value:
     """A scalar that records the operations applied to it, so gradients can flow back."""
 
-    __slots__ = ("data", "grad", "label", "requires_grad", "_prev", "_fn", "_g")
+    # The inputs live in two slots rather than in a `_prev` tuple: one object per node instead of two
+    # halves the work of Python's cyclic garbage collector, which visits every container object
+    # while a graph is being built (see docs/performance.md). `_prev` is rebuilt on demand.
+    #   leaf: _a = _b = None;  one input: _a = x, _b = None;  two: _a, _b;  n-ary: _a = tuple, _b = _MANY
+    __slots__ = ("data", "grad", "label", "requires_grad", "_a", "_b", "_fn", "_g")
 
     def __init__(self, data: Number, label: str = "", requires_grad: bool = True) -> None:
         self.data: float = data if type(data) is float else _to_float(data, "Value")
         self.grad: Any = 0.0
         self.label = label
         self.requires_grad = requires_grad
-        self._prev: tuple[Value, ...] = ()
+        self._a: Any = None
+        self._b: Any = None
         self._fn: Op | None = None
+
+    @property
+    def _prev(self) -> tuple[Value, ...]:
+        """The inputs of the op that made this node, in operand order (() for a leaf), as in micrograd."""
+        a, b = self._a, self._b
+        if a is None:
+            return ()
+        if b is None:
+            return (a,)
+        if b is _MANY:
+            return a
+        return (a, b)
+
+    @_prev.setter
+    def _prev(self, children: tuple[Value, ...]) -> None:
+        children = tuple(children)
+        if len(children) == 1:
+            self._a, self._b = children[0], None
+        elif len(children) == 2:
+            self._a, self._b = children
+        else:
+            self._a, self._b = (children, _MANY) if children else (None, None)
 
     @property
     def _op(self) -> str:
@@ -188,6 +215,7 @@ _RELU, _SIGMOID, _SOFTPLUS = OPS["relu"], OPS["sigmoid"], OPS["softplus"]
 _SIN, _COS, _SQRT, _SUM = OPS["sin"], OPS["cos"], OPS["sqrt"], OPS["sum"]
 
 _new = object.__new__
+_MANY = object()  # in a node's `_b` slot: `_a` holds the tuple of inputs of an n-ary op
 
 
 def _data_of(x: Operand) -> float:
@@ -210,11 +238,19 @@ def _node(op: Op, data: float, children: tuple[Value, ...], requires_grad: bool)
     out.label = ""
     if _grad_enabled:
         out.requires_grad = requires_grad
-        out._prev = children
+        # Stored by the op's arity (not the number of inputs), so the backward sweep can rely on it.
+        if op.arity == 2:
+            out._a, out._b = children
+        elif op.arity == 1:
+            out._a = children[0]
+            out._b = None
+        else:
+            out._a = children
+            out._b = _MANY
         out._fn = op
     else:
         out.requires_grad = False
-        out._prev = ()
+        out._a = out._b = None
         out._fn = None
     return out
 
@@ -230,7 +266,7 @@ def _leaf(x: Any) -> Value | None:
     out.grad = 0.0
     out.label = ""
     out.requires_grad = False
-    out._prev = ()
+    out._a = out._b = None
     out._fn = None
     return out
 
@@ -358,19 +394,32 @@ def topological_order(root: Value, only_requiring_grad: bool = False) -> list[Va
     # the root) but also reachable deeper down (y = x + x*2) must be finished before every user.
     seen: set[Value] = set()
     stack: list[Any] = [root]
+    push, pop, mark, emit = stack.append, stack.pop, seen.add, order.append
+    all_nodes = not only_requiring_grad
     while stack:
-        node = stack.pop()
+        node = pop()
         if node is _EXIT:
-            order.append(stack.pop())
+            emit(pop())
             continue
         if node in seen:
             continue
-        seen.add(node)
-        stack.append(node)
-        stack.append(_EXIT)
-        for child in node._prev:
-            if child not in seen and (child.requires_grad or not only_requiring_grad):
-                stack.append(child)
+        mark(node)
+        a = node._a
+        if a is None:  # a leaf is finished as soon as it is reached
+            emit(node)
+            continue
+        push(node)
+        push(_EXIT)
+        b = node._b
+        if b is _MANY:
+            for child in a:
+                if child not in seen and (all_nodes or child.requires_grad):
+                    push(child)
+            continue
+        if a not in seen and (all_nodes or a.requires_grad):
+            push(a)
+        if b is not None and b not in seen and (all_nodes or b.requires_grad):
+            push(b)
     return order
 
 
@@ -415,9 +464,8 @@ def backprop(root: Value, accumulate: bool, create_graph: bool = False) -> list[
 
 
 def _sweep_floats(order: list[Value], accumulate: bool) -> None:
-    # The hot loop of every training step, so it is unrolled for one and two inputs. Every node
-    # in `order` is reachable from the root and comes after all nodes that use it, so its `_g`
-    # is complete by the time the loop reaches it.
+    # The hot loop of every training step. Every node in `order` is reachable from the root and
+    # comes after all nodes that use it, so its `_g` is complete by the time the loop reaches it.
     m = FLOAT
     node = None
     try:
@@ -428,10 +476,13 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
             op = node._fn
             if op is None:
                 continue
-            out = node.data
-            children = node._prev
-            if op.arity == 2:
-                a, b = children
+            a = node._a
+            b = node._b
+            if b is None:  # one input
+                if a.requires_grad:  # False if it was switched off after the graph was built
+                    a._g += op.derivatives[0](m, g, node.data, a.data)
+            elif b is not _MANY:  # two inputs
+                out = node.data
                 x = a.data
                 y = b.data
                 da, db = op.derivatives
@@ -439,15 +490,13 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
                     a._g += da(m, g, out, x, y)
                 if b.requires_grad:
                     b._g += db(m, g, out, x, y)
-            elif op.arity == 1:
-                (a,) = children
-                if a.requires_grad:  # False if it was switched off after the graph was built
-                    a._g += op.derivatives[0](m, g, out, a.data)
-            else:  # n-ary (sum): one rule shared by every input
-                xs = [c.data for c in children]
-                for i, child in enumerate(children):
+            else:
+                # An n-ary op has one rule for all inputs, and the rule is not told which input it is
+                # for, so its value is the same for each: compute it once.
+                d = op.derivatives[0](m, g, node.data, *[c.data for c in a])
+                for child in a:
                     if child.requires_grad:
-                        child._g += op.derivative(i)(m, g, out, *xs)
+                        child._g += d
     except (ArithmeticError, ValueError) as exc:
         _explain_failed_rule(exc, node)
 
