@@ -111,10 +111,14 @@ class Program:
         return len(self.instructions)
 
     def __repr__(self) -> str:
-        return (
-            f"<Program: {len(self.inputs)} inputs, {len(self.parameters)} parameters, "
-            f"{len(self.constants)} constants, {len(self)} instructions, {len(self.outputs)} outputs>"
-        )
+        counts = [
+            (len(self.inputs), "input"),
+            (len(self.parameters), "parameter"),
+            (len(self.constants), "constant"),
+            (len(self), "instruction"),
+            (len(self.outputs), "output"),
+        ]
+        return "<Program: " + ", ".join(f"{n} {what}{'' if n == 1 else 's'}" for n, what in counts) + ">"
 
     def __str__(self) -> str:
         lines = [repr(self)]
@@ -171,6 +175,7 @@ class Program:
         """The inputs as floats if they are all numbers (float mode); None if any is an array."""
         self._check_count(args)
         out = []
+        batch = False
         for name, x in zip(self._names, args, strict=True):
             if type(x) is float:
                 out.append(x)
@@ -187,8 +192,8 @@ class Program:
             ):
                 out.append(float(x))
             else:
-                return None
-        return out
+                batch = True  # checked in detail by the batch plan
+        return None if batch else out
 
     def _seeds_float(self, grad_output: Any) -> tuple[float, ...]:
         n = len(self.outputs)
@@ -247,6 +252,8 @@ def _order(outputs: Sequence[Value]) -> tuple[list[Value], list[Value]]:
 def compile(output: Value | Sequence[Value], inputs: Value | Sequence[Value]) -> Program:  # noqa: A001
     """Flatten the graph below `output` (a Value or a list of them) into a Program of `inputs`."""
     single = isinstance(output, Value)
+    if not single and not isinstance(output, list | tuple):
+        raise TypeError(f"compile: output 0 must be a Value, got {type(output).__name__}: {output!r:.80}")
     outputs = [output] if single else list(output)
     if not outputs:
         raise ValueError("compile: no outputs given")
