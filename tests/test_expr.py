@@ -13,11 +13,20 @@ import pytest
 import chainrule as cr
 from chainrule import drawing, expr
 from chainrule.expr import FUNCTIONS, ExprError, build, parse_assignment
-from conftest import need
+from conftest import REQUIRE_ALL, need
 
 GOLDEN = Path(__file__).parent / "golden"
 SEED001 = "e = a*b; d = e + c; L = d*f"
 SEED001_VALUES = {"a": 2.0, "b": -3.0, "c": 10.0, "f": -2.0}
+
+
+def need_pure() -> None:
+    """Skip without graphviz-pure (fail in CI, where the viz extra is installed)."""
+    if drawing._pure_executable() is None:
+        message = "graphviz-pure is not installed (pip install -e '.[viz]')"
+        if REQUIRE_ALL:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 def draw(*argv: str) -> int:
@@ -172,8 +181,7 @@ def test_draw_writes_the_picture_and_prints_the_gradients(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     need("graphviz")
-    if drawing._pure_executable() is None and drawing.shutil.which("dot") is None:
-        pytest.skip("no renderer installed")
+    need_pure()
     monkeypatch.chdir(tmp_path)
     assert draw(SEED001, "a=2", "b=-3", "c=10", "f=-2") == 0
     out = capsys.readouterr().out.splitlines()
@@ -214,3 +222,13 @@ def test_draw_errors_are_one_line_and_exit_2(
     captured = capsys.readouterr()
     assert message in captured.err
     assert captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_readme_picture_is_what_chainrule_draw_makes(tmp_path: Path) -> None:
+    """docs/images/seed001.svg was written by `chainrule draw ... --backend graphviz-pure`."""
+    need("graphviz")
+    need_pure()
+    out = tmp_path / "seed001.svg"
+    assert draw(SEED001, "a=2", "b=-3", "c=10", "f=-2", "-o", str(out), "--backend", "graphviz-pure") == 0
+    committed = Path(__file__).parents[1] / "docs" / "images" / "seed001.svg"
+    assert out.read_text() == committed.read_text()
