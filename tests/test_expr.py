@@ -232,3 +232,27 @@ def test_readme_picture_is_what_chainrule_draw_makes(tmp_path: Path) -> None:
     assert draw(SEED001, "a=2", "b=-3", "c=10", "f=-2", "-o", str(out), "--backend", "graphviz-pure") == 0
     committed = Path(__file__).parents[1] / "docs" / "images" / "seed001.svg"
     assert out.read_text() == committed.read_text()
+
+
+def test_the_installed_command_runs_draw(tmp_path: Path) -> None:
+    """`python -m chainrule draw` goes through chainrule.cli to this module."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", "draw", SEED001, "a=2", "b=-3", "c=10", "f=-2", "-o", "-"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (GOLDEN / "seed001.dot").read_text()
+    refused = subprocess.run(
+        [sys.executable, "-m", "chainrule", "draw", "__import__('os').getcwd()"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith("chainrule draw: only the functions")

@@ -452,3 +452,10 @@ def test_value_setter_and_drawing_the_node() -> None:
     assert a.grad == 12.0
     dot = cr.to_dot(res.node)
     assert "data 35.0000" in dot and "grad 12.0000" in dot
+
+
+def test_module_docstring_example() -> None:
+    import doctest
+
+    result = doctest.testmod(variable)
+    assert result.attempted >= 3 and result.failed == 0

@@ -37,16 +37,6 @@ Operand = Union["Variable", int, float]
 _EXACT_INT = 2**53  # below this, a float holds an integer exactly
 
 
-def _node(data: float, requires_grad: bool) -> Value:
-    node = Value(data, requires_grad=requires_grad)
-    # The engine's sweep writes a one-input op's gradient into its input's `_g` even when that
-    # input takes no gradient (engine-made graphs never have such a pair; ours can, because a
-    # result here always requires grad). A zero there keeps that write harmless: the node is
-    # never read, since backward skips nodes that do not require grad.
-    node._g = 0.0
-    return node
-
-
 class Variable:
     """A number that remembers how it was computed, so `backProp()` can find every gradient."""
 
@@ -57,7 +47,7 @@ class Variable:
             raise TypeError("Variable: got a Variable; use it directly instead of wrapping it again")
         if not isinstance(value, numbers.Real):
             raise TypeError(f"Variable needs a real number, got {type(value).__name__}: {value!r}")
-        self.node = _node(value, bool(requiresGrad))
+        self.node = Value(value, requires_grad=bool(requiresGrad))
         self._raw: Any = value  # shown as given: Variable(4) prints 4, Variable(4.3) prints 4.3
         self._is_int = isinstance(value, numbers.Integral)
 
@@ -66,7 +56,6 @@ class Variable:
         """Wrap a node made by an operation; like the notebook's results, it requires grad."""
         out = cls.__new__(cls)
         node.requires_grad = True
-        node._g = 0.0
         out.node = node
         out._raw = None
         # An int result stays an int only while the float the engine holds is exactly that int.
@@ -226,4 +215,4 @@ def vExp(A: Operand) -> Variable:
     # The notebook computes math.e ** A (not math.exp(A), which can differ in the last digit), so
     # this is the table's `pow` row with the constant base e: its exponent rule, out * log(e),
     # is exactly the notebook's route value math.e ** A.
-    return Variable._result(_node(math.e, requires_grad=False) ** A.node, False)
+    return Variable._result(Value(math.e, requires_grad=False) ** A.node, False)
