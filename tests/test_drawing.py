@@ -283,3 +283,23 @@ def test_render_graph_picks_the_format_from_the_suffix(tmp_path: Path) -> None:
         render_graph(root, tmp_path / "a.pdf")
     with pytest.raises(TypeError, match="render.*int"):
         render_dot(42)
+
+
+def test_to_dot_needs_no_graphviz_and_draw_dot_says_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['graphviz'] = None\n"  # as if the viz extra were not installed
+        "import chainrule as cr\n"
+        "print(cr.to_dot(cr.Value(2.0, label='x') * 3).count('data'))\n"
+        "try:\n"
+        "    cr.draw_dot(cr.Value(1.0))\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, message = done.stdout.splitlines()
+    assert count == "3"
+    assert "pip install 'chainrule[viz]'" in message and "to_dot" in message

@@ -198,17 +198,6 @@ def to_dot(
 
 
 # --- rendering ----------------------------------------------------------------------------------
-def _import_graphviz() -> Any:
-    try:
-        import graphviz
-    except ImportError as exc:
-        raise ImportError(
-            "draw_dot needs the graphviz Python package: pip install 'chainrule[viz]' "
-            "(to_dot(root) gives the DOT text without it)"
-        ) from exc
-    return graphviz
-
-
 try:
     import graphviz as _graphviz
 
@@ -216,6 +205,15 @@ try:
 except ImportError:  # pragma: no cover - the viz extra is missing; to_dot still works
     _graphviz = None
     _NotFoundBase = RuntimeError
+
+
+def _import_graphviz() -> Any:
+    if _graphviz is None:
+        raise ImportError(
+            "draw_dot needs the graphviz Python package: pip install 'chainrule[viz]' "
+            "(to_dot(root) gives the DOT text without it)"
+        )
+    return _graphviz
 
 
 class RendererNotFound(_NotFoundBase):  # type: ignore[misc, valid-type]
