@@ -255,7 +255,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Configure the `chainrule draw` subcommand's arguments."""
     parser.epilog = (
         'example: chainrule draw "e = a*b; d = e + c; L = d*f" a=2 b=-3 c=10 f=-2 -o L.svg   '
-        f"(functions: {', '.join(FUNCTIONS)}; put -- before an expression that starts with -)"
+        f"(functions: {', '.join(FUNCTIONS)}; an expression that starts with - goes in parentheses: '(-a)*b')"
     )
     parser.add_argument("expression", help="e.g. 'tanh(x*w + b)' or 'e = a*b; L = e + c'")
     parser.add_argument(
