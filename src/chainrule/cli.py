@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 
 # Each command lives in its own module, which offers `add_arguments(parser)` and `run(args) -> int`.
+# Only the chosen command's module is imported, so one command's optional dependencies (or a
+# broken module) never take another command down.
 COMMANDS = {
     "demo": ("chainrule.demo", "train the two-moons classifier and write its pictures and model"),
     "draw": ("chainrule.expr", "draw an expression's graph with its gradients"),
@@ -16,15 +18,19 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(prog="chainrule", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    modules = {}
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    module = None
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
     args = parser.parse_args(argv)
-    return int(modules[args.command].run(args) or 0)
+    assert module is not None  # argparse has rejected anything but a known command
+    return int(module.run(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
