@@ -145,8 +145,8 @@ class Task:
     model: MLP
     xs: list[list[float]]  # training inputs
     ys: list[Any]  # training targets as the eager loss wants them
-    data_loss: Callable[[list[Any]], Value]  # the batch's outputs -> mean loss
-    sample_loss: Callable[[Any, list[Value]], Value]  # traced: one output, target placeholders -> loss
+    data_loss: Callable[[list[Any], list[Any]], Value]  # (outputs, targets) -> mean loss
+    sample_loss: Callable[[list[Value], list[Value]], Value]  # traced: outputs, target placeholders
     target_columns: list[Any]  # the targets as numpy columns, one per target placeholder
     accuracy: Callable[[Any, Any], float]  # (outputs as an (N, nout) array, targets) -> fraction right
     test: tuple[list[list[float]], list[Any]] | None = None
@@ -167,8 +167,8 @@ def _moons_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: A
         model=model,
         xs=xs,
         ys=ys,
-        data_loss=lambda scores: svm_loss(scores, ys),
-        sample_loss=lambda score, targets: svm_loss([score], targets),
+        data_loss=svm_loss,
+        sample_loss=svm_loss,
         target_columns=[y.astype(float)],
         accuracy=lambda out, ys_: float(np.mean((out[:, 0] > 0) == (np.asarray(ys_) > 0))),
         extra={"X": X, "y": y},
@@ -194,9 +194,9 @@ def _digits_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: 
         model=model,
         xs=X_train.tolist(),
         ys=ys,
-        data_loss=lambda logits: cross_entropy(logits, ys),
+        data_loss=cross_entropy,
         # One-hot target placeholders: a traced graph must be the same for every sample.
-        sample_loss=lambda logits, onehot: cross_entropy(logits, onehot),
+        sample_loss=cross_entropy,
         target_columns=[(y_train == k).astype(float) for k in range(10)],
         accuracy=lambda out, ys_: float(np.mean(np.argmax(out, axis=1) == np.asarray(ys_))),
         test=(X_test.tolist(), [int(v) for v in y_test]),
@@ -206,31 +206,36 @@ def _digits_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: 
 
 # --- evaluation: many inputs through the model -----------------------------------------------------
 class Predictor:
-    """The model's outputs for a whole array of inputs: with compiled programs, or eagerly."""
+    """The model's outputs for a whole array of inputs: with a compiled program, or eagerly."""
 
     def __init__(self, model: MLP, nin: int, np: Any, compiled: bool) -> None:
         self.model, self.np = model, np
-        self.programs = None
+        self.program = None
         if compiled:
-            compiler = _compiler()
             inputs = [placeholder(f"x{i}") for i in range(nin)]
-            out = model(inputs)
-            outs = out if isinstance(out, list) else [out]
-            # Parameters are read by reference at every run, so these stay valid as training goes on.
-            self.programs = [compiler.compile(o, inputs) for o in outs]
+            # One program for all outputs. Parameters are read by reference at every run, so it
+            # stays valid while training changes them.
+            self.program = _compiler().compile(_as_list(model(inputs)), inputs)
 
     def __call__(self, X: Any) -> Any:
         """An (N, nout) array of outputs for the (N, nin) array X."""
         np = self.np
-        if self.programs is not None:
-            columns = [np.asarray(X[:, i], dtype=float) for i in range(X.shape[1])]
-            return np.stack([np.broadcast_to(p(*columns), (len(X),)) for p in self.programs], axis=1)
+        if self.program is not None:
+            columns = [np.ascontiguousarray(X[:, i], dtype=float) for i in range(X.shape[1])]
+            return _stack(np, self.program(*columns), len(X))
         with no_grad(), _gc_paused():
-            rows = []
-            for x in X.tolist():
-                out = self.model(x)
-                rows.append([o.data for o in out] if isinstance(out, list) else [out.data])
+            rows = [[o.data for o in _as_list(self.model(x))] for x in X.tolist()]
         return np.asarray(rows)
+
+
+def _as_list(out: Any) -> list[Any]:
+    """An MLP's output as a list: a single output neuron gives a bare Value."""
+    return out if isinstance(out, list) else [out]
+
+
+def _stack(np: Any, columns: Sequence[Any], n: int) -> Any:
+    """Per-output arrays as one (n, outputs) array (an output that is constant comes back as a float)."""
+    return np.stack([np.broadcast_to(np.asarray(c, dtype=float), (n,)) for c in columns], axis=1)
 
 
 def _compiler() -> Any:
@@ -285,7 +290,7 @@ def _train_eager(task: Task, opt: Any, steps: int, bar: Any, np: Any, history: H
     for _ in bar:
         start = time.perf_counter()
         outputs = [model(x) for x in task.xs]
-        loss = task.data_loss(outputs) + l2_regularization(model, ALPHA)
+        loss = task.data_loss(outputs, task.ys) + l2_regularization(model, ALPHA)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -303,38 +308,46 @@ def _record(history: History, bar: Any, loss: float, accuracy: float) -> None:
 def _train_compiled(
     task: Task, opt: Any, steps: int, bar: Any, np: Any, history: History, predictor: Predictor
 ) -> None:
-    compiler = _compiler()
     model = task.model
     X = np.asarray(task.xs)
     batch = len(X)
-    # How long the eager engine takes for the same step (forward and backward), for the comparison.
-    start = time.perf_counter()
-    for _ in range(2):
-        loss = task.data_loss([model(x) for x in task.xs]) + l2_regularization(model, ALPHA)
+    # The eager engine's time for the same step, for the comparison. Its cost is linear in the
+    # number of samples, so timing a slice of the batch and scaling up is accurate and quick.
+    part = min(batch, 32)
+    times = []
+    for _ in range(3):  # the best of three: the first pass also pays for growing Python's memory pools
+        start = time.perf_counter()
+        outputs = [model(x) for x in task.xs[:part]]
+        loss = task.data_loss(outputs, task.ys[:part]) + l2_regularization(model, ALPHA)
         loss.backward()
-    history.eager_step = (time.perf_counter() - start) / 2
+        times.append(time.perf_counter() - start)
+        del loss, outputs
+    history.eager_step = min(times) * batch / part
     opt.zero_grad()
 
-    # Trace the loss of ONE sample on placeholders, once; the program then runs the whole batch.
+    # Trace ONE sample on placeholders, once; the program then runs the whole batch as numpy arrays.
     start = time.perf_counter()
     xs = [placeholder(f"x{i}") for i in range(X.shape[1])]
     targets = [placeholder(f"y{k}") for k in range(len(task.target_columns))]
-    # Divided by the batch size: the program sums over the batch, so its gradient is the mean's.
-    sample = task.sample_loss(model(xs), targets) * (1.0 / batch)
-    program = compiler.compile(sample, [*xs, *targets])
+    outputs = _as_list(model(xs))
+    # The outputs too, so the same run gives the accuracy: no second pass over the batch.
+    program = _compiler().compile([task.sample_loss(outputs, targets), *outputs], [*xs, *targets])
     history.compile_seconds = time.perf_counter() - start
     columns = [np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])] + list(task.target_columns)
+    # The program adds the gradient of the batch's SUM into .grad; weighting the loss by 1/B makes
+    # it the gradient of the mean, as in the eager loop. The outputs get no gradient (None).
+    weights = [1.0 / batch] + [None] * len(outputs)
 
     for _ in bar:
-        accuracy = task.accuracy(predictor(X), task.ys)  # before the update, as in the eager loop
         start = time.perf_counter()
         opt.zero_grad()
-        values, _ = program.value_and_grad(*columns)  # adds the batch's gradient into every .grad
+        values, _ = program.value_and_grad(*columns, grad_output=weights)
         reg = l2_regularization(model, ALPHA)  # the same for every sample: once, eagerly
         reg.backward()
         opt.step()
         history.seconds += time.perf_counter() - start
-        _record(history, bar, float(np.sum(values)) + reg.data, accuracy)
+        accuracy = task.accuracy(_stack(np, values[1:], batch), task.ys)  # outputs before the update
+        _record(history, bar, float(np.mean(values[0])) + reg.data, accuracy)
 
 
 # --- pictures --------------------------------------------------------------------------------------
@@ -348,7 +361,7 @@ def _plot_boundary(task: Task, predictor: Predictor, accuracy: float, path: Path
     X, y = task.extra["X"], task.extra["y"]
     x_min, x_max = X[:, 0].min() - 1, X[:, 0].max() + 1
     y_min, y_max = X[:, 1].min() - 1, X[:, 1].max() + 1
-    n = 200 if predictor.programs is not None else 60  # the eager engine takes ~1 ms a point
+    n = 200 if predictor.program is not None else 60  # the eager engine takes ~1 ms a point
     xx, yy = np.meshgrid(np.linspace(x_min, x_max, n), np.linspace(y_min, y_max, n))
     scores = predictor(np.c_[xx.ravel(), yy.ravel()])[:, 0].reshape(xx.shape)
     fig = _figure((6, 5))
