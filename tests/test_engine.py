@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
+import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -122,6 +124,19 @@ def test_equality_and_hash_are_identity_and_comparisons_look_at_data() -> None:
     assert a != b and a == a and len({a, b, a}) == 2 and {a: 1}[a] == 1
     assert a < 2 and a <= b and Value(3.0) > a and a >= 1.0
     assert 2 > a and not (0.5 > a)  # reflected: 2 > a is a < 2
+
+
+def test_graphs_survive_deepcopy_and_pickle() -> None:
+    a, b, c = Value(1.0), Value(2.0), Value(-3.0)
+    out = (chainrule.sum([a, b, c]) * a).tanh() + b
+    for copy_of in (copy.deepcopy(out), pickle.loads(pickle.dumps(out))):
+        nodes = topological_order(copy_of)
+        assert [n._op for n in nodes] == [n._op for n in topological_order(out)]
+        assert all(n._fn is None or n._fn is chainrule.OPS[n._fn.name] for n in nodes)  # same table rows
+        copy_of.backward()
+        assert [n.grad for n in nodes if not n._prev] != [0.0] * 3
+    out.backward()
+    assert [n.grad for n in topological_order(out)] == [n.grad for n in nodes]
 
 
 def test_nodes_make_no_reference_cycles() -> None:

@@ -215,7 +215,21 @@ _RELU, _SIGMOID, _SOFTPLUS = OPS["relu"], OPS["sigmoid"], OPS["softplus"]
 _SIN, _COS, _SQRT, _SUM = OPS["sin"], OPS["cos"], OPS["sqrt"], OPS["sum"]
 
 _new = object.__new__
-_MANY = object()  # in a node's `_b` slot: `_a` holds the tuple of inputs of an n-ary op
+
+
+class _Many:
+    """The type of `_MANY`, the marker in a node's `_b` slot saying `_a` holds an n-ary op's inputs."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "_MANY"  # copy and pickle it as this module's global: `is _MANY` survives deepcopy
+
+    def __repr__(self) -> str:
+        return "_MANY"
+
+
+_MANY = _Many()
 
 
 def _data_of(x: Operand) -> float:

@@ -61,6 +61,14 @@ class Op:
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
 
+    def __reduce__(self) -> Any:
+        # A table op is copied and pickled by name (its rules are lambdas, which pickle cannot
+        # store), so a deep-copied or unpickled graph points at the same rows of the table.
+        if OPS.get(self.name) is self:
+            return (_op_named, (self.name,))
+        fields = (self.name, self.symbol, self.arity, self.forward, self.derivatives, self.doc)
+        return (Op, (*fields, self.invalid, self.domain_text, self.error, self.tags))
+
 
 def _show_offender(xs: tuple[Any, ...], bad: Any) -> str:
     """The operands as text: scalars as they are, arrays by their first entry that failed."""
@@ -154,3 +162,8 @@ TABLE: tuple[Op, ...] = (
 # fmt: on
 
 OPS: dict[str, Op] = {op.name: op for op in TABLE}
+
+
+def _op_named(name: str) -> Op:
+    """The table's op called `name` (how ops are unpickled)."""
+    return OPS[name]
