@@ -91,7 +91,7 @@ def test_demo_starts_from_micrograds_numbers():
     history = demo.History()
     args = demo.argparse.Namespace(samples=100, seed=1337)
     random.seed(1337)
-    task = demo._moons_task(args, [16, 16], need("numpy"), need("sklearn"))
+    task = demo._moons_task(args, [16, 16], need("numpy"))
     opt = demo._optimizer(demo.argparse.Namespace(optimizer="sgd"), task.model, 1.0, 100)
     demo._train_eager(task, opt, 1, _Bar(range(1)), need("numpy"), history)
     assert history.loss == [pytest.approx(0.8958441028683222, rel=1e-12)]
@@ -180,6 +180,7 @@ def test_unusable_output_folder(tmp_path, capsys):
         (["--lr", "-1"], "expected a positive number, got '-1'"),
         (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
         (["--samples", "1"], "--samples must be at least 2"),
+        (["--task", "digits", "--samples", "5"], "--samples must be at least 10 for digits"),
     ],
 )
 def test_bad_options(tmp_path, capsys, argv, words):
@@ -189,6 +190,15 @@ def test_bad_options(tmp_path, capsys, argv, words):
         code = exc.code
     assert code == 2
     assert words in capsys.readouterr().err
+
+
+def test_divergence_is_reported_not_a_traceback(tmp_path, capsys):
+    code, out, err = _run(
+        capsys, "--steps", "3", "--samples", "10", "--hidden", "3", "--lr", "1e300", "--out", str(tmp_path)
+    )
+    assert code == 1
+    assert "training diverged" in err and "try a smaller --lr" in err and out == ""
+    assert not (tmp_path / "model.json").exists()
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import gc
 import importlib
+import math
 import random
 import sys
 import time
@@ -138,7 +139,7 @@ def _import_extras() -> dict[str, Any]:
 # --- tasks -----------------------------------------------------------------------------------------
 @dataclass
 class Task:
-    """A data set, a model and how to score it; `train` runs any task on either engine."""
+    """A data set, a model and how to score it: the training loops run any task on either engine."""
 
     name: str
     title: str
@@ -153,7 +154,7 @@ class Task:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _moons_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: Any) -> Task:
+def _moons_task(args: argparse.Namespace, hidden: list[int], np: Any) -> Task:
     from sklearn.datasets import make_moons
 
     # make_moons(random_state=seed) draws exactly what micrograd's np.random.seed(1337) did.
@@ -175,7 +176,7 @@ def _moons_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: A
     )
 
 
-def _digits_task(args: argparse.Namespace, hidden: list[int], np: Any, sklearn: Any) -> Task:
+def _digits_task(args: argparse.Namespace, hidden: list[int], np: Any) -> Task:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -461,6 +462,8 @@ def _run(args: argparse.Namespace) -> int:
     lr = args.lr or defaults["lr"][args.optimizer]
     if args.task == "moons" and args.samples < 2:
         raise DemoError("--samples must be at least 2 for two moons", code=2)
+    if args.task == "digits" and args.samples < 10:
+        raise DemoError("--samples must be at least 10 for digits (one of each class)", code=2)
     if args.engine == "compiled" and _compiler() is None:
         raise DemoError(
             "--engine compiled needs chainrule.compiler, which this installation does not have yet; "
@@ -475,7 +478,7 @@ def _run(args: argparse.Namespace) -> int:
 
     random.seed(args.seed)  # the weights: MLP draws them from `random`, as micrograd does
     make = _moons_task if args.task == "moons" else _digits_task
-    task = make(args, hidden, np, mods["sklearn"])
+    task = make(args, hidden, np)
     model = task.model
     opt = _optimizer(args, model, lr, steps)
     predictor = Predictor(model, len(task.xs[0]), np, compiled=args.engine == "compiled")
@@ -488,7 +491,38 @@ def _run(args: argparse.Namespace) -> int:
         else:
             _train_eager(task, opt, steps, bar, np, history)
 
+    if not all(math.isfinite(p.data) for p in model.parameters()):
+        raise DemoError(
+            f"training diverged (loss {history.loss[-1]}, parameters no longer finite): try a smaller --lr"
+        )
     train_accuracy = task.accuracy(predictor(np.asarray(task.xs)), task.ys)
+    try:
+        files = _write_outputs(task, history, predictor, train_accuracy, out_dir, np, mpl)
+    except OSError as exc:
+        raise DemoError(f"cannot write into {str(out_dir)!r}: {exc}") from None
+
+    final = f"accuracy: {100 * train_accuracy:.1f}%"
+    if task.test is not None:
+        test_accuracy = task.accuracy(predictor(np.asarray(task.test[0])), task.test[1])
+        final = f"accuracy: {100 * test_accuracy:.1f}% on {len(task.test[1])} held-out digits"
+    if not args.quiet:
+        _summary(args, task, history, steps, len(task.xs), train_accuracy, files)
+    print(final)
+    return 0
+
+
+def _write_outputs(
+    task: Task,
+    history: History,
+    predictor: Predictor,
+    train_accuracy: float,
+    out_dir: Path,
+    np: Any,
+    mpl: Any,
+) -> list[Path]:
+    """The pictures and the model file; returns their paths."""
+    from .serialize import save
+
     files = [_plot_curves(task, history, out_dir / "training_curves.png", mpl)]
     if task.name == "moons":
         files.insert(
@@ -499,18 +533,8 @@ def _run(args: argparse.Namespace) -> int:
             files.append(neuron)
     else:
         files.append(_plot_digits(task, predictor, out_dir / "predictions.png", np, mpl))
-    from .serialize import save
-
-    files.append(save(model, out_dir / "model.json"))
-
-    final = f"accuracy: {100 * train_accuracy:.1f}%"
-    if task.test is not None:
-        test_accuracy = task.accuracy(predictor(np.asarray(task.test[0])), task.test[1])
-        final = f"accuracy: {100 * test_accuracy:.1f}% on {len(task.test[1])} held-out digits"
-    if not args.quiet:
-        _summary(args, task, history, steps, len(task.xs), train_accuracy, files)
-    print(final)
-    return 0
+    files.append(save(task.model, out_dir / "model.json"))
+    return files
 
 
 def _summary(
