@@ -272,6 +272,36 @@ def test_add_chains_with_subtraction_are_recognised_as_linear():
     assert gw == pytest.approx(w.grad, rel=1e-12)
 
 
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x, y, p, q: (y - p * x).tanh(),
+        lambda x, y, p, q: -(p * x) + y * q,
+        lambda x, y, p, q: y - (p * x - q) - p * q,
+        lambda x, y, p, q: cr.sum([p * x, -(q * y), p * q, -p]) * x,
+    ],
+)
+def test_signed_sums_of_products_in_both_layouts(layout, f, monkeypatch):
+    from chainrule import _batched
+
+    if layout == "sparse":
+        monkeypatch.setattr(_batched, "_DENSE_FACTOR", 0)
+        monkeypatch.setattr(_batched, "_DENSE_SLACK", -1)
+    x, y = placeholder("x"), placeholder("y")
+    p, q = Value(0.5), Value(-1.25)
+    program = cr.compile(f(x, y, p, q), [x, y])
+    assert (layout == "sparse") == ("sparse" in program.schedule())
+    xs, ys = np.array([1.0, -0.5, 2.0]), np.array([2.0, 0.25, -1.0])
+    values, (gx, gy) = program.value_and_grad(xs, ys)
+    batch_grads = (p.grad, q.grad)
+    p.grad = q.grad = 0.0
+    for i in range(3):
+        value, (ex, ey) = program.value_and_grad(float(xs[i]), float(ys[i]))  # float mode == eager
+        assert (values[i], gx[i], gy[i]) == pytest.approx((value, ex, ey), rel=1e-12)
+    assert batch_grads == pytest.approx((p.grad, q.grad), rel=1e-12)
+
+
 def test_sparse_sums_and_repeated_terms():
     xs = [placeholder(f"x{i}") for i in range(3)]
     hidden = [(xs[i % 3] * (0.1 * i + 0.2)).tanh() for i in range(40)]

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 U, V = 0, 1  # the two buffers: uniform values (one column) and varying values (one column per sample)
 ZERO, ONE = 0, 1  # fixed rows of the uniform buffer: padding for weight matrices, and coefficient 1
 _MAX_CHUNK_FLOATS = 1 << 22  # longer batches run in chunks so the buffers stay around 32 MB
+# A group of sums runs as a dense matrix product when its matrix is not much bigger than its
+# number of terms (k * columns <= factor * terms + slack); otherwise as gathered sparse sums.
+_DENSE_FACTOR, _DENSE_SLACK = 4, 256
 
 
 # --- which ops are linear (probed from the table, so the fusion follows the rules) ---------------
@@ -246,7 +249,7 @@ class _Linear:
         if vterms:
             cols = sorted({plan.row[c] for _, _, _, c in vterms})
             pairs = {(r, plan.row[c]) for r, _, _, c in vterms}
-            dense = len(pairs) == len(vterms) and k * len(cols) <= 4 * len(vterms) + 256
+            dense = len(pairs) == len(vterms) and k * len(cols) <= _DENSE_FACTOR * len(vterms) + _DENSE_SLACK
             self.signed = any(sign < 0 for _, sign, _, _ in vterms)
             self.grad_x = any(needs[c] for _, _, _, c in vterms)
             if dense:
