@@ -134,12 +134,24 @@ def _log_sum_exp(logits: list[Value]) -> Value:
     try:
         shift = max(z.data for z in logits)
     except PlaceholderError:
-        # A traced graph has no data to take the maximum of; unshifted is exact, and safe for
-        # logits below ~700 (the range where exp() is finite).
-        shift = 0.0
+        return _traced_log_sum_exp(logits)
     if not math.isfinite(shift):
         shift = 0.0  # let inf/nan propagate visibly rather than making inf - inf
     return shift + value_sum([(z - shift).exp() for z in logits]).log()
+
+
+def _traced_log_sum_exp(logits: list[Value]) -> Value:
+    """log-sum-exp for a traced graph, which has no data to take the maximum of.
+
+    Folds log(e^a + e^b) = max(a, b) + softplus(-|a - b|) over the logits, with max(a, b) written
+    as (a + b + |a - b|) / 2: only table ops, never an exp of a large number, and the gradient is
+    the softmax (also where a == b, since |x|' = 0 at 0 gives each side half).
+    """
+    acc = logits[0]
+    for z in logits[1:]:
+        gap = abs(acc - z)
+        acc = (acc + z + gap) * 0.5 + (-gap).softplus()
+    return acc
 
 
 def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Value | list[Value]:
