@@ -45,3 +45,15 @@ def test_python_dash_m_runs_the_same_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "digraph" in result.stdout
+
+
+def test_import_chainrule_stays_pure_python_and_lazy() -> None:
+    # The core needs no dependency: importing it must not pull numpy (or any optional module) in,
+    # while the documented names still resolve on first use.
+    code = (
+        "import sys, chainrule as cr; before = 'numpy' in sys.modules; "
+        "names = [cr.grad, cr.to_dot, cr.save, cr.ModelFileError, cr.optim.SGD, cr.nn.MLP, cr.losses]; "
+        "print(before, all(names))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]

@@ -30,7 +30,11 @@ _LAZY = {
     "jit": "compiler",
     "save": "serialize",
     "load": "serialize",
+    "ModelFileError": "serialize",
 }
+
+# submodules that `import chainrule` makes reachable as attributes on first use (chainrule.optim.SGD)
+_SUBMODULES = {"nn", "losses", "optim", "functional", "check", "drawing", "plot", "variable", "compiler"}
 
 
 def __getattr__(name: str) -> Any:
@@ -38,11 +42,13 @@ def __getattr__(name: str) -> Any:
         value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value  # later lookups skip this function
         return value
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, *_SUBMODULES])
 
 
 __all__ = [
