@@ -7,7 +7,7 @@ rest is loaded on first use, so `import chainrule` stays fast and free of option
 from importlib import import_module
 from typing import Any
 
-from .engine import Value, constant, is_grad_enabled, no_grad, placeholder, sum
+from .engine import Value, constant, is_grad_enabled, no_grad, placeholder, sum  # noqa: A004
 from .errors import DomainError, GradcheckError, PlaceholderError
 from .ops import OPS, TABLE, Op
 
