@@ -201,6 +201,23 @@ def test_unused_input_gets_zero_gradient():
     assert gy.tolist() == [0.0]
 
 
+def test_inputs_made_without_requires_grad_get_no_gradient():
+    x, label = placeholder("x"), placeholder("label", requires_grad=False)
+    w = Value(2.0)
+    program = cr.compile((1 - label * x * w).relu(), [x, label])
+    assert program.value_and_grad(0.25, 1.0) == (0.5, (-2.0, None))
+    assert w.grad == -0.25
+    values, (gx, glabel) = program.value_and_grad(np.array([0.25, 1.0]), np.array([1.0, -1.0]))
+    assert values.tolist() == [0.5, 3.0] and gx.tolist() == [-2.0, 2.0] and glabel is None
+    assert w.grad == -0.25 - 0.25 + 1.0
+
+
+def test_placeholder_data_cannot_be_set():
+    x = placeholder("x")
+    with pytest.raises(PlaceholderError, match="placeholder 'x' cannot be given data"):
+        x.data = 1.0
+
+
 def test_empty_batch():
     x = placeholder("x")
     w = Value(2.0)

@@ -510,6 +510,10 @@ class BatchPlan:
         self._width = -1
         self.vbuf = self.vgrad = None
         self.out_rows = [(space[s], self.row[s]) for s in program.output_slots]
+        self.grad_inputs = [i for i in range(n_in) if program.requires_grad[i]]
+        self.grad_input_rows = (
+            slice(0, n_in) if len(self.grad_inputs) == n_in else np.array(self.grad_inputs, int)
+        )
 
     def _layout(self, linear_groups: list[list[int]], n_in: int, n_leaves: int) -> list[int]:
         """Parameter slots in buffer order: dense weight blocks row-major, then biases, then the rest."""
@@ -626,7 +630,9 @@ class BatchPlan:
         if not want_grad:
             return value, None
         grads = tuple(
-            float(np.sum(parts))
+            None
+            if not parts
+            else float(np.sum(parts))
             if isinstance(x, float)
             else (np.concatenate(parts) if len(parts) > 1 else parts[0])
             for x, parts in zip(values, in_grads, strict=True)
@@ -658,14 +664,13 @@ class BatchPlan:
             if seeds is None:
                 return
             self._backward(bufs, grads, seeds, lo, hi, check=False)
-            n_in = len(values)
             ug, vg = grads
             pg = ug[2 : 2 + len(param_grads), 0]
-            if not (np.isfinite(pg).all() and np.isfinite(vg[:n_in]).all()):
+            if not (np.isfinite(pg).all() and np.isfinite(vg[self.grad_input_rows]).all()):
                 # find the rule (if any) that made a NaN or inf out of finite numbers, as eager would
                 self._backward(bufs, grads, seeds, lo, hi, check=True)
         param_grads += pg
-        for i in range(n_in):
+        for i in self.grad_inputs:
             in_grads[i].append(vg[i].copy())
 
     def _backward(self, bufs: Any, grads: Any, seeds: list[Any], lo: int, hi: int, check: bool) -> None:

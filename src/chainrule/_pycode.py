@@ -235,7 +235,7 @@ class FloatCode:
         for slot in range(n_in, n_leaves):
             if slot in started:
                 lines.append(f"    L{slot}.grad += g{slot}")
-        grads = ", ".join(f"g{i}" if i in started else "0.0" for i in range(n_in))
+        grads = ", ".join(f"g{i}" if i in started else ("0.0" if rg[i] else "None") for i in range(n_in))
         lines.append(f"    return {result}, ({grads}{',' if n_in == 1 else ''})")
 
         for name in templates.backend.used:

@@ -96,8 +96,11 @@ class Program:
             (INPUT,) * len(self.inputs) + (PARAMETER,) * len(params) + (CONSTANT,) * len(consts)
             + (INSTRUCTION,) * len(nodes)
         )  # fmt: skip
-        # an instruction needs a gradient if any of its arguments does (inputs always do)
-        needs = [k != CONSTANT for k in self.kinds[:n_leaves]]
+        # an instruction needs a gradient if any of its arguments does (inputs unless they were made
+        # with requires_grad=False, which is how data such as labels skips its gradient)
+        needs = [x.requires_grad for x in self.inputs] + [
+            k != CONSTANT for k in self.kinds[len(self.inputs) : n_leaves]
+        ]
         for ins in self.instructions:
             needs.append(any(needs[a] for a in ins.args))
         self.requires_grad: tuple[bool, ...] = tuple(needs)
@@ -156,9 +159,10 @@ class Program:
         For a batch the gradient is that of the output summed over the batch, so the parameters
         receive exactly what B separate eager `backward()` calls would give them, and
         `input_grads` holds one array of per-sample gradients per input (a float for an input
-        given as a number). `grad_output` weights the outputs (default 1.0 each: the gradient of
-        their sum): a number, an array of B, or for several outputs a list of those (None = 0);
-        e.g. `grad_output=1 / B` gives the gradient of the batch mean.
+        given as a number; None for a placeholder made with `requires_grad=False`).
+        `grad_output` weights the outputs (default 1.0 each: the gradient of their sum): a
+        number, an array of B, or for several outputs a list of those (None = 0); e.g.
+        `grad_output=1 / B` gives the gradient of the batch mean.
         """
         xs = self._floats(inputs)
         if xs is not None:
