@@ -367,6 +367,13 @@ class Symbolic(Value):
             f"Program with numbers."
         )
 
+    @data.setter
+    def data(self, value: float) -> None:
+        raise PlaceholderError(
+            f"placeholder {self.label!r} cannot be given data: pass the numbers to the compiled "
+            f"Program instead (program(x) or program.value_and_grad(x))"
+        )
+
     def __bool__(self) -> bool:
         return bool(self.data)  # raises the error above
 
@@ -376,12 +383,15 @@ class Symbolic(Value):
         return f"Symbolic({self._op}, label={self.label!r})"
 
 
-def placeholder(label: str) -> Value:
-    """An input with no data yet: build a graph on it, then `compile` and run it for many inputs."""
+def placeholder(label: str, requires_grad: bool = True) -> Value:
+    """An input with no data yet: build a graph on it, then `compile` and run it for many inputs.
+
+    With `requires_grad=False` (data such as labels) a compiled Program computes no gradient for it.
+    """
     node = _new(Symbolic)
     node.grad = 0.0
     node.label = label
-    node.requires_grad = True
+    node.requires_grad = requires_grad
     node._prev = ()
     node._fn = None
     return node
