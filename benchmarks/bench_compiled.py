@@ -111,7 +111,8 @@ def chainrule_model(weights: list[float]) -> MLP:
 def trace_loss(model: MLP, batch: int) -> tuple[cr.Value, list[cr.Value]]:
     """The per-sample loss on placeholders. Its batch sum is micrograd's total loss: the L2 term
     is parameter-only, so the compiled program computes it once per run, not once per sample."""
-    x0, x1, label = cr.placeholder("x0"), cr.placeholder("x1"), cr.placeholder("y")
+    # data, not trainable: no gradient is wanted for the inputs
+    x0, x1, label = (cr.placeholder(name, requires_grad=False) for name in ("x0", "x1", "y"))
     score = model([x0, x1])
     reg = ALPHA * cr.sum([p * p for p in model.parameters()])
     per_sample = ((1 + -label * score).relu() + reg) * (1.0 / batch)

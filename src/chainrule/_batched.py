@@ -22,6 +22,7 @@ exactly what B separate eager `backward()` calls would give it.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -152,20 +153,22 @@ class _Map:
         self.grad_positions = [j for j in range(n_args) if any(program.requires_grad[a[j]] for a in args)]
         self.requires_grad = any(program.requires_grad[s] for s in slots)
         self.forward_rule = op.forward
+        self.invalid = op.invalid
         self.derivatives = [op.derivative(j) for j in range(n_args)]
         self.plan = plan
+        self.m = numpy_backend()
 
     def forward(self, bufs: tuple[Any, Any], offset: int) -> None:
-        m = numpy_backend()
+        m = self.m
         xs = [r.take(bufs[r.space]) for r in self.operands]
-        if self.op.invalid is not None:
-            bad = self.op.invalid(m, *xs)
-            if bad is not False and np.any(bad):
+        if self.invalid is not None:
+            bad = self.invalid(m, *xs)
+            if bad is not False and bad.any():
                 self._domain_error(bad, xs, offset)
         bufs[self.space][self.a : self.b] = self.forward_rule(m, *xs)
 
     def backward(self, bufs: tuple[Any, Any], grads: tuple[Any, Any], check: bool = False) -> None:
-        m = numpy_backend()
+        m = self.m
         g = grads[self.space][self.a : self.b]
         out = bufs[self.space][self.a : self.b]
         xs = [r.take(bufs[r.space]) for r in self.operands]
@@ -173,7 +176,7 @@ class _Map:
             c = self.derivatives[j](m, g, out, *xs)
             if check:
                 self._check_derivative(j, c, g, out, xs)
-            if np.shape(c) != g.shape:  # a rule may return a constant or a broadcastable block
+            if getattr(c, "shape", None) != g.shape:  # a rule may return a constant or a smaller block
                 c = np.broadcast_to(c, g.shape)
             target = self.operands[j]
             if target.space != self.space:  # a per-sample gradient reaching a uniform slot: sum it
@@ -511,6 +514,7 @@ class BatchPlan:
         self.vbuf = self.vgrad = None
         self.out_rows = [(space[s], self.row[s]) for s in program.output_slots]
         self.grad_inputs = [i for i in range(n_in) if program.requires_grad[i]]
+        self.input_needs = [program.requires_grad[i] for i in range(n_in)]
         self.grad_input_rows = (
             slice(0, n_in) if len(self.grad_inputs) == n_in else np.array(self.grad_inputs, int)
         )
@@ -618,39 +622,33 @@ class BatchPlan:
         # parameters and constants are read by reference, once per run
         self.ubuf[2 : 2 + len(self.leaf_values), 0] = [v.data for v in self.leaf_values]
         chunk = max(256, _MAX_CHUNK_FLOATS // max(self.n_v, 1))
-        outs: list[list[Any]] = [[] for _ in self.out_rows]
-        in_grads: list[list[Any]] = [[] for _ in values]
-        param_grads = np.zeros(self.n_params) if want_grad else None
-        for lo in range(0, max(batch, 1), chunk):
-            hi = min(batch, lo + chunk)
-            self.offset = lo
-            self._run_chunk(values, lo, hi, outs, in_grads, param_grads, seeds)
-        results = [np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in outs]
-        value = results[0] if program._single else results
-        if not want_grad:
+        if batch <= chunk:  # the usual case: one pass over the whole batch
+            outs, in_grads, param_grads = self._run_chunk(values, 0, batch, seeds)
+        else:
+            parts = [
+                self._run_chunk(values, lo, min(batch, lo + chunk), seeds) for lo in range(0, batch, chunk)
+            ]
+            outs = [np.concatenate(o) for o in zip(*(p[0] for p in parts), strict=True)]
+            in_grads = [
+                None if g[0] is None else np.concatenate(g) for g in zip(*(p[1] for p in parts), strict=True)
+            ]
+            param_grads = None if seeds is None else np.sum([p[2] for p in parts], axis=0)
+        value = outs[0] if program._single else outs
+        if seeds is None:
             return value, None
         grads = tuple(
-            None
-            if not parts
-            else float(np.sum(parts))
-            if isinstance(x, float)
-            else (np.concatenate(parts) if len(parts) > 1 else parts[0])
-            for x, parts in zip(values, in_grads, strict=True)
+            float(g.sum()) if g is not None and isinstance(x, float) else g
+            for x, g in zip(values, in_grads, strict=True)
         )
         for p, g in zip(self.param_leaves, param_grads.tolist(), strict=True):
             p.grad += g
         return value, grads
 
     def _run_chunk(
-        self,
-        values: list[Any],
-        lo: int,
-        hi: int,
-        outs: list[list[Any]],
-        in_grads: list[list[Any]],
-        param_grads: Any,
-        seeds: list[Any] | None,
-    ) -> None:
+        self, values: list[Any], lo: int, hi: int, seeds: list[Any] | None
+    ) -> tuple[Any, Any, Any]:
+        """Samples lo:hi: (outputs, input gradients or None, parameter gradients or None)."""
+        self.offset = lo
         width = hi - lo
         bufs, grads = self._buffers(width)
         vbuf = bufs[V]
@@ -659,19 +657,20 @@ class BatchPlan:
         with np.errstate(all="ignore"):  # IEEE arithmetic as the float engine does it: inf, not warnings
             for step in self.steps:
                 step.forward(bufs, lo)
-            for k, (sp, r) in enumerate(self.out_rows):
-                outs[k].append(bufs[sp][r].copy() if sp == V else np.full(width, bufs[U][r, 0]))
+            outs = [
+                bufs[V][r].copy() if sp == V else np.full(width, bufs[U][r, 0]) for sp, r in self.out_rows
+            ]
             if seeds is None:
-                return
+                return outs, None, None
             self._backward(bufs, grads, seeds, lo, hi, check=False)
             ug, vg = grads
-            pg = ug[2 : 2 + len(param_grads), 0]
-            if not (np.isfinite(pg).all() and np.isfinite(vg[self.grad_input_rows]).all()):
+            pg = ug[2 : 2 + self.n_params, 0]
+            # one sum tells whether any gradient is NaN or inf (an overflowing sum only costs a recheck)
+            if not (math.isfinite(pg.sum()) and math.isfinite(vg[self.grad_input_rows].sum())):
                 # find the rule (if any) that made a NaN or inf out of finite numbers, as eager would
                 self._backward(bufs, grads, seeds, lo, hi, check=True)
-        param_grads += pg
-        for i in self.grad_inputs:
-            in_grads[i].append(vg[i].copy())
+        in_grads = [vg[i].copy() if needs else None for i, needs in enumerate(self.input_needs)]
+        return outs, in_grads, pg.copy()  # a copy: the buffer is reused by the next chunk
 
     def _backward(self, bufs: Any, grads: Any, seeds: list[Any], lo: int, hi: int, check: bool) -> None:
         ug, vg = grads
