@@ -525,3 +525,18 @@ def test_float_mode_needs_no_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     g = 2 * (1 - math.tanh(3.0) ** 2) + 1 / 1.5
     assert [float(v) for v in out.stdout.split()] == pytest.approx([g, 1.5 * (1 - math.tanh(3.0) ** 2)])
+
+
+def test_the_examples_in_docs_compiled_md_run():
+    """Every python block of docs/compiled.md, in order, in one namespace."""
+    import re
+    from pathlib import Path
+
+    need("sklearn")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "compiled.md").read_text()
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        exec(compile(block, "docs/compiled.md", "exec"), namespace)  # noqa: S102 - our own docs
+    losses, scores = namespace["losses"], namespace["scores"]
+    assert losses.shape == scores.shape == (100,)
+    assert np.mean((scores > 0) == (namespace["y"] > 0)) == 1.0  # the two moons are learned
