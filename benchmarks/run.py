@@ -144,42 +144,46 @@ def in_big_thread(fn: Callable[[], Any]) -> Any:
     return result[0]
 
 
-def chain_times(value_cls: type, repeats: int) -> tuple[float, float]:
-    """Median ns per op of building, and of backward through, the CHAIN_OPS chain."""
-    builds, backwards = [], []
+ENGINES = {"chainrule": chainrule.Value, "micrograd": micrograd.engine.Value}
+clock = time.process_time  # CPU time of this process; main() switches to wall time with --wall
+
+
+def chain_times(repeats: int) -> dict[str, list[tuple[float, float]]]:
+    """Per engine and repeat: (ns per op to build, ns per op to backpropagate) the CHAIN_OPS chain.
+
+    The engines take turns, repeat by repeat, so that both see the same state of the machine.
+    """
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in ENGINES}
     for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        x, y = build_chain(value_cls, CHAIN_OPS)
-        built = time.perf_counter()
-        y.backward()
-        done = time.perf_counter()
-        builds.append((built - start) / CHAIN_OPS * 1e9)
-        backwards.append((done - built) / CHAIN_OPS * 1e9)
-        del x, y
-    return statistics.median(builds), statistics.median(backwards)
+        for name, cls in ENGINES.items():
+            gc.collect()
+            start = clock()
+            x, y = build_chain(cls, CHAIN_OPS)
+            built = clock()
+            y.backward()
+            done = clock()
+            times[name].append(((built - start) / CHAIN_OPS * 1e9, (done - built) / CHAIN_OPS * 1e9))
+            del x, y
+    return times
 
 
 def demo_times(repeats: int) -> dict[str, Any]:
-    """Median seconds per demo training step for both engines, checking they compute the same losses."""
+    """Per engine, seconds per demo training step (engines take turns); both must compute the same loss."""
     X, y = demo_data()
-    ours, theirs = twin_models()
-    times: dict[str, list[float]] = {"chainrule": [], "micrograd": []}
+    models = dict(zip(("chainrule", "micrograd"), twin_models(), strict=True))
+    times: dict[str, list[float]] = {name: [] for name in ENGINES}
     worst = 0.0
     for k in range(repeats):
         losses = {}
-        for name, model, cls in (
-            ("micrograd", theirs, micrograd.engine.Value),
-            ("chainrule", ours, chainrule.Value),
-        ):
+        for name, cls in ENGINES.items():
             gc.collect()
-            start = time.perf_counter()
-            losses[name] = demo_step(model, cls, X, y, k)
-            times[name].append(time.perf_counter() - start)
+            start = clock()
+            losses[name] = demo_step(models[name], cls, X, y, k)
+            times[name].append(clock() - start)
         worst = max(worst, abs(losses["chainrule"] - losses["micrograd"]) / abs(losses["micrograd"]))
     if worst > 1e-9:
         raise AssertionError(f"the two engines disagree on the demo loss (relative difference {worst:.2e})")
-    return {name: statistics.median(ts) for name, ts in times.items()} | {"loss_rel_diff": worst}
+    return times | {"loss_rel_diff": worst}
 
 
 def count_nodes(root: Any) -> int:
@@ -248,9 +252,9 @@ def micrograd_depth() -> int:
 
 def chainrule_depth(n: int) -> tuple[bool, float]:
     """Whether a chain of n additions builds and backpropagates at the default limit, and in how long."""
-    start = time.perf_counter()
+    start = clock()
     ok = survives(chainrule.Value, n)
-    return ok, time.perf_counter() - start
+    return ok, clock() - start
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -294,37 +298,46 @@ def print_table(rows: list[Row]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every benchmark, print the table, and return 1 if a target is missed."""
+    global clock
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per benchmark (default 5)")
+    parser.add_argument(
+        "--wall", action="store_true", help="time with the wall clock instead of this process's CPU time"
+    )
     args = parser.parse_args(argv)
     assert gc.isenabled(), "run with the garbage collector on, as users have it"
+    clock = time.perf_counter if args.wall else time.process_time
     print(f"machine: {machine()}")
-    print(f"chainrule {chainrule.__version__} vs micrograd 0.1.0; medians of {args.repeats} repeats; gc on\n")
+    print(
+        f"chainrule {chainrule.__version__} vs micrograd 0.1.0; {args.repeats} repeats, the engines taking "
+        f"turns; {'wall-clock' if args.wall else 'CPU'} time; gc on; figures are medians, and ratios are "
+        f"medians of the per-repeat ratios (micrograd / chainrule)\n"
+    )
     rows: list[Row] = []
 
-    def ratio_row(name: str, ours: float, theirs: float, fmt: str, target: float | None = None) -> None:
-        """A row whose ratio is micrograd's figure over ours (bigger is better for chainrule)."""
-        ratio = theirs / ours
+    def timed_row(name: str, ours: list[float], theirs: list[float], fmt: str, target: float | None) -> None:
+        ratio = statistics.median(t / o for o, t in zip(ours, theirs, strict=True))
         met = None if target is None else ratio >= target
-        rows.append((name, fmt.format(ours), fmt.format(theirs), ratio, target and f">= {target:g}x", met))
+        figures = fmt.format(statistics.median(ours)), fmt.format(statistics.median(theirs))
+        rows.append((name, *figures, ratio, target and f">= {target:g}x", met))
 
-    ours_build, ours_back = in_big_thread(lambda: chain_times(chainrule.Value, args.repeats))
-    their_build, their_back = in_big_thread(lambda: chain_times(micrograd.engine.Value, args.repeats))
-    ratio_row("(a) chain build, ns/op", ours_build, their_build, "{:.0f}")
-    ratio_row("(a) chain backward, ns/op", ours_back, their_back, "{:.0f}")
-    ratio_row(
+    chain = in_big_thread(lambda: chain_times(args.repeats))
+    ours, theirs = chain["chainrule"], chain["micrograd"]
+    timed_row("(a) chain build, ns/op", [b for b, _ in ours], [b for b, _ in theirs], "{:.0f}", None)
+    timed_row("(a) chain backward, ns/op", [w for _, w in ours], [w for _, w in theirs], "{:.0f}", None)
+    timed_row(
         "(a) chain build + backward, ns/op",
-        ours_build + ours_back,
-        their_build + their_back,
+        [b + w for b, w in ours],
+        [b + w for b, w in theirs],
         "{:.0f}",
         TARGETS["chain"],
     )
 
     demo = in_big_thread(lambda: demo_times(args.repeats))
-    ratio_row(
+    timed_row(
         "(b) demo step (fwd+bwd+SGD), ms",
-        demo["chainrule"] * 1e3,
-        demo["micrograd"] * 1e3,
+        [t * 1e3 for t in demo["chainrule"]],
+        [t * 1e3 for t in demo["micrograd"]],
         "{:.1f}",
         TARGETS["demo"],
     )
@@ -332,24 +345,29 @@ def main(argv: list[str] | None = None) -> int:
     mem = memory_figures()
     for graph in ("chain", "demo"):
         (ours_b, ours_n), (their_b, their_n) = mem[f"{graph}/chainrule"], mem[f"{graph}/micrograd"]
+        per_node = (their_b / their_n) / (ours_b / ours_n)
+        target = TARGETS["memory"] if graph == "chain" else None
         rows.append(
             (
                 f"(c) {graph} graph, bytes/node",
                 f"{ours_b / ours_n:.0f} ({ours_n} nodes)",
                 f"{their_b / their_n:.0f} ({their_n} nodes)",
-                (their_b / their_n) / (ours_b / ours_n),
-                f">= {TARGETS['memory']:g}x" if graph == "chain" else None,
-                (their_b / their_n) / (ours_b / ours_n) >= TARGETS["memory"] if graph == "chain" else None,
+                per_node,
+                target and f">= {target:g}x",
+                None if target is None else per_node >= target,
             )
         )
-        target = TARGETS["memory"] if graph == "chain" else None  # same computation: total bytes too
-        ratio_row(f"(c) {graph} graph, KiB", ours_b / 1024, their_b / 1024, "{:.0f}", target)
+        total = their_b / ours_b  # the same computation: total bytes too
+        met = None if target is None else total >= target
+        rows.append(
+            (f"(c) {graph} graph, KiB", f"{ours_b / 1024:.0f}", f"{their_b / 1024:.0f}", total, "", met)
+        )
 
     ok, seconds = chainrule_depth(TARGETS["depth"])
     depth = micrograd_depth()
-    ours = f"{TARGETS['depth']:,}: {'ok' if ok else 'FAILED'} in {seconds:.1f} s"
+    ours_depth = f"{TARGETS['depth']:,}: {'ok' if ok else 'FAILED'} in {seconds:.1f} s"
     rows.append(
-        ("(d) deepest chain backward survives", ours, f"{depth:,}", None, f"{TARGETS['depth']:,}", ok)
+        ("(d) deepest chain backward survives", ours_depth, f"{depth:,}", None, f"{TARGETS['depth']:,}", ok)
     )
 
     print_table(rows)
