@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every benchmark, print the table, and return 1 if a target is missed."""
     global clock
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per benchmark (default 5)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per benchmark (default 7)")
     parser.add_argument(
         "--wall", action="store_true", help="time with the wall clock instead of this process's CPU time"
     )
