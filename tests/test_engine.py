@@ -116,7 +116,7 @@ def test_every_operator_and_reflected_form_mixes_numbers() -> None:
     assert (x / 2).data == 1.5 and (6 / x).data == 2.0
     assert (x**2).data == 9.0 and (2**x).data == 8.0 and (x ** Value(2.0)).data == 9.0
     assert (-x).data == -3.0 and (+x) is x and abs(-x).data == 3.0
-    assert x.item() == 3.0 and float(x) == 3.0
+    assert x.item() == 3.0 and x.data == 3.0
 
 
 def test_equality_and_hash_are_identity_and_comparisons_look_at_data() -> None:
@@ -382,3 +382,22 @@ def test_overflow_gives_inf_as_ieee_says() -> None:
     assert Value(1000.0).exp().data == math.inf
     assert (Value(10.0) ** 400).data == math.inf and (Value(-10.0) ** 401).data == -math.inf
     assert Value(1e6).softplus().data == 1e6 and Value(-1e6).sigmoid().data == 0.0
+
+
+def test_float_and_math_functions_refuse_to_detach_silently():
+    # math.tanh(v) would call float(v) and return a plain number: the gradient would quietly never
+    # arrive. It is an error that says what to use instead.
+    import math
+
+    x = Value(0.5)
+    with pytest.raises(TypeError, match=r"use \.data"):
+        float(x)
+    with pytest.raises(TypeError, match="Value methods"):
+        math.tanh(x)
+
+
+def test_neuron_names_itself_and_sizes_on_wrong_input_length():
+    from chainrule.nn import Neuron
+
+    with pytest.raises(ValueError, match=r"ReLUNeuron\(3\) takes 3 inputs, got 2"):
+        Neuron(3)([1.0, 2.0])

@@ -190,3 +190,21 @@ def test_wrappers_have_readable_names() -> None:
 def test_public_names_are_exported() -> None:
     for name in ("grad", "value_and_grad", "jacobian", "hessian", "numerical_grad", "gradcheck"):
         assert callable(getattr(chainrule, name))
+
+
+def test_higher_order_grad_leaves_no_reference_cycles():
+    # Gradient Values point back into the graph they came from; grad() must not leave them in the
+    # nodes' `_g` slots, or every call would leave garbage only the cyclic collector can free.
+    import gc
+
+    f = lambda x: (x * x).tanh() * x.sin()  # noqa: E731
+    df = grad(f)
+    df(Value(0.3))  # a Value in: the gradient is a graph, as grad(grad(f)) needs
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            df(Value(0.3))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -207,7 +207,12 @@ class Value:
     __hash__ = object.__hash__
 
     def __float__(self) -> float:
-        return self.data
+        # float(v), and with it math.tanh(v) and friends, would silently drop the graph: a gradient
+        # that quietly never arrives. Ask for the number by name instead.
+        raise TypeError(
+            f"float() of {self!r} would detach it from the graph: use .data (or .item()) for the "
+            "number, and Value methods (v.tanh(), v.exp(), ...) rather than math functions"
+        )
 
     def item(self) -> float:
         """The data as a float (PyTorch's spelling of `.data`)."""
@@ -378,6 +383,9 @@ class Symbolic(Value):
 
     def __bool__(self) -> bool:
         return bool(self.data)  # raises the error above
+
+    def __float__(self) -> float:
+        return self.data  # raises the error above, naming the placeholder
 
     def __repr__(self) -> str:
         if self._fn is None:

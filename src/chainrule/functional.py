@@ -134,9 +134,15 @@ class _Call:
             # Arguments the output does not depend on are not visited by backprop: preset their
             # gradient (and clear whatever an earlier sweep left there).
             leaf._g = None
+        order = []
         if isinstance(out, Value) and out.requires_grad:
-            backprop(out, accumulate=False, create_graph=self.graph)
+            order = backprop(out, accumulate=False, create_graph=self.graph)
         grads = tuple(self._read(self.leaves[i]._g) for i in self.positions)
+        if self.graph:
+            # A gradient Value refers back to the nodes it was computed from; leaving it in their
+            # `_g` would make reference cycles that only the cyclic garbage collector could free.
+            for node in order:
+                node._g = None
         return grads[0] if self.single else grads
 
     def _read(self, g: Any) -> Any:

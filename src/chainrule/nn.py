@@ -138,6 +138,8 @@ class Neuron(Module):
         self.nonlin = nonlin
 
     def __call__(self, x: Sequence[Any]) -> Value:
+        if len(x) != len(self.w):
+            raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}: {list(x)!r}")
         # One n-ary sum node instead of a chain of nin additions: a shallower, cheaper graph.
         act = value_sum([self.b, *(wi * xi for wi, xi in zip(self.w, x, strict=True))])
         return act.relu() if self.nonlin else act
