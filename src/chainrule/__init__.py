@@ -31,10 +31,22 @@ _LAZY = {
     "save": "serialize",
     "load": "serialize",
     "ModelFileError": "serialize",
+    "Tensor": "tensor",
 }
 
 # submodules that `import chainrule` makes reachable as attributes on first use (chainrule.optim.SGD)
-_SUBMODULES = {"nn", "losses", "optim", "functional", "check", "drawing", "plot", "variable", "compiler"}
+_SUBMODULES = {
+    "nn",
+    "losses",
+    "optim",
+    "functional",
+    "check",
+    "drawing",
+    "plot",
+    "variable",
+    "compiler",
+    "tensor",
+}
 
 
 def __getattr__(name: str) -> Any:

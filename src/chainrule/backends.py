@@ -181,5 +181,13 @@ def numpy_backend() -> SimpleNamespace:
             sign=np.sign,
             is_fractional=lambda x: np.isfinite(x) & (np.mod(x, 1.0) != 0.0),
             xlogy=xlogy,
+            # whole-array functions for the tensor-only rules (chainrule.ops.TENSOR_OPS)
+            matmul=np.matmul,
+            transpose=np.transpose,
+            reshape=np.reshape,
+            sum=np.sum,
+            mean=np.mean,
+            expand_dims=np.expand_dims,
+            broadcast_to=np.broadcast_to,
         )
     return _NUMPY

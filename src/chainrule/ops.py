@@ -167,3 +167,72 @@ OPS: dict[str, Op] = {op.name: op for op in TABLE}
 def _op_named(name: str) -> Op:
     """The table's op called `name` (how ops are unpickled)."""
     return OPS[name]
+
+
+# --- tensor-only operations ---------------------------------------------------------------------
+# Operations on whole arrays that no scalar row can express, for `chainrule.tensor.Tensor`. They are
+# rows of the same kind as `TABLE`'s (rules with `m` first, one derivative per input) but run on the
+# numpy backend only. An op with a parameter (an axis, a shape) takes it as a keyword argument, in its
+# forward rule and in each derivative rule alike: a Tensor node keeps those keywords and passes them to
+# both. They live in their own tuple because everything that iterates `TABLE` expects scalar rules.
+
+
+def _matrices(m: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    """a as a row and b as a column when they are vectors, so one matmul formula covers all four cases."""
+    return (m.reshape(a, (1, -1)) if a.ndim == 1 else a, m.reshape(b, (-1, 1)) if b.ndim == 1 else b)
+
+
+def _matmul_grad_a(m: Any, g: Any, out: Any, a: Any, b: Any) -> Any:
+    # out = A @ B gives dA = G @ B^T, where G is g seen as the matrix A @ B (a vector operand dropped
+    # one of its axes, which the reshape puts back); the result takes a's own shape again.
+    a2, b2 = _matrices(m, a, b)
+    g2 = m.reshape(g, (a2.shape[0], b2.shape[1]))
+    return m.reshape(m.matmul(g2, m.transpose(b2)), a.shape)
+
+
+def _matmul_grad_b(m: Any, g: Any, out: Any, a: Any, b: Any) -> Any:
+    # dB = A^T @ G, the same way round.
+    a2, b2 = _matrices(m, a, b)
+    g2 = m.reshape(g, (a2.shape[0], b2.shape[1]))
+    return m.reshape(m.matmul(m.transpose(a2), g2), b.shape)
+
+
+def _unreduce(m: Any, g: Any, a: Any, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
+    """The gradient of a sum over `axis`, copied back to a's shape: every summed entry gets all of it."""
+    if axis is not None and not keepdims:
+        g = m.expand_dims(g, axis)  # put back the summed axes (as length 1) so that it broadcasts
+    return m.broadcast_to(g, a.shape)
+
+
+def _mean_grad(m: Any, g: Any, out: Any, a: Any, *, axis: Any, keepdims: bool) -> Any:
+    # Each entry of out averages a.size / out.size entries of a, so each of those gets that share of g.
+    return _unreduce(m, g, a, axis, keepdims) * (out.size / max(a.size, 1))  # max: an empty a, empty grad
+
+
+def _inverse(axes: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """The permutation that undoes `axes` (None, reversing all axes, undoes itself)."""
+    return None if axes is None else tuple(sorted(range(len(axes)), key=axes.__getitem__))
+
+
+# fmt: off
+TENSOR_OPS: tuple[Op, ...] = (
+    _op("matmul", "@", 2, lambda m, a, b: m.matmul(a, b),
+        _matmul_grad_a,
+        _matmul_grad_b,
+        doc="a @ b, the matrix product (a vector operand is a row on the left, a column on the right)"),
+    _op("sum", "sum", 1, lambda m, a, *, axis, keepdims: m.sum(a, axis=axis, keepdims=keepdims),
+        lambda m, g, out, a, *, axis, keepdims: _unreduce(m, g, a, axis, keepdims),
+        doc="the sum of the entries, over all axes or the given ones"),
+    _op("mean", "mean", 1, lambda m, a, *, axis, keepdims: m.mean(a, axis=axis, keepdims=keepdims),
+        _mean_grad,
+        doc="the mean of the entries, over all axes or the given ones"),
+    _op("reshape", "reshape", 1, lambda m, a, *, shape: m.reshape(a, shape),
+        lambda m, g, out, a, *, shape: m.reshape(g, a.shape),
+        doc="the same entries in a new shape"),
+    _op("transpose", "T", 1, lambda m, a, *, axes: m.transpose(a, axes),
+        lambda m, g, out, a, *, axes: m.transpose(g, _inverse(axes)),
+        doc="the axes permuted (reversed by default: the matrix transpose)"),
+)
+# fmt: on
+
+TENSOR_OPS_BY_NAME: dict[str, Op] = {op.name: op for op in TENSOR_OPS}

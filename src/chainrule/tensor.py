@@ -1,0 +1,416 @@
+"""`Tensor`: `Value` for arrays. A numpy array that records the operations applied to it.
+
+Every elementwise operation is a row of the same derivative table `Value` uses (`chainrule.ops.TABLE`),
+run on the numpy backend: `t.tanh()` calls the tanh row's forward rule on the whole array, and
+`backward()` calls its derivative rule on whole arrays. No derivative is written in this module. The
+operations only arrays have (`@`, `sum`, `mean`, `reshape`, `transpose`) are rows of a second tuple,
+`chainrule.ops.TENSOR_OPS`, written the same way.
+
+What arrays add to the scalar engine is broadcasting: `x (3, 1) + y (1, 4)` is a (3, 4) array in which
+each entry of x is used four times. Its gradient is therefore the sum over those four uses, so after a
+rule has run, `_unbroadcast` sums the gradient back down to the input's shape.
+
+A node uses the same slots as `Value` (`_a`, `_b`, `_fn`, `requires_grad`, `_g`), so the graph
+traversal is `chainrule.engine.topological_order`, shared with the scalar engine. A node also keeps
+`_kw`, the parameters of its op (an axis, a shape), which its forward and derivative rules both take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .backends import numpy_backend
+from .engine import is_grad_enabled, topological_order
+from .errors import DomainError
+from .ops import OPS, TENSOR_OPS_BY_NAME, Op
+
+_M = numpy_backend()
+_NO_KW: dict[str, Any] = {}  # the parameters of an op that has none, shared (never modified)
+_MATMUL, _SUM, _MEAN = TENSOR_OPS_BY_NAME["matmul"], TENSOR_OPS_BY_NAME["sum"], TENSOR_OPS_BY_NAME["mean"]
+_RESHAPE, _TRANSPOSE = TENSOR_OPS_BY_NAME["reshape"], TENSOR_OPS_BY_NAME["transpose"]
+
+ArrayLike = Any  # a number, a (nested) list of numbers, a numpy array or a Tensor
+
+
+def _as_array(x: Any, what: str, copy: bool = False) -> np.ndarray:
+    """`x` as a float64 array, or a TypeError naming `what` and the type when it holds no real numbers."""
+    if isinstance(x, Tensor):
+        x = x.data
+    try:
+        array = np.asarray(x)
+    except ValueError as exc:  # numpy's complaint about ragged nested lists
+        raise ValueError(f"{what} needs a rectangular array of numbers, got {_show(x)}: {exc}") from exc
+    if array.dtype.kind not in "biuf":  # bool, int, unsigned, float: anything else is not a real number
+        raise TypeError(f"{what} needs real numbers, got {type(x).__name__}: {_show(x)}")
+    return np.array(array, dtype=np.float64) if copy else np.asarray(array, dtype=np.float64)
+
+
+def _show(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unbroadcast(g: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """`g` summed down to `shape`: an entry that broadcasting used n times gets the sum of n gradients."""
+    g = np.asarray(g)
+    if g.shape == shape:
+        return g
+    if g.ndim < len(shape):  # a rule that gave fewer axes than its input (a constant): spread it out
+        return np.broadcast_to(g, shape)
+    g = g.sum(axis=tuple(range(g.ndim - len(shape))))  # axes that broadcasting put in front
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)  # length-1 axes
+    return g.sum(axis=stretched, keepdims=True) if stretched else g
+
+
+# --- building nodes -------------------------------------------------------------------------------
+def _operand(x: Any, op: Op) -> Tensor:
+    """`x` as a Tensor: a Tensor as it is, a number or array as a constant (no gradient)."""
+    if isinstance(x, Tensor):
+        return x
+    try:
+        data = _as_array(x, op.name)
+    except TypeError:
+        raise TypeError(
+            f"{op.name}: a Tensor combines with numbers, arrays and Tensors, "
+            f"not {type(x).__name__}: {_show(x)}"
+        ) from None
+    return _constant(data)
+
+
+def _constant(data: np.ndarray) -> Tensor:
+    """A leaf holding `data` as it is (no copy), taking no gradient: a number or array in an expression."""
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out.label = ""
+    out.requires_grad = False
+    out._grad = None
+    out._a = out._b = out._fn = out._g = None
+    out._kw = _NO_KW
+    return out
+
+
+def _apply(op: Op, inputs: tuple[Tensor, ...], kw: dict[str, Any] = _NO_KW) -> Tensor:
+    """Run `op` forward on the inputs' arrays and record the result as a graph node."""
+    xs = [t.data for t in inputs]
+    if op.invalid is not None:
+        _check(op, xs)
+    with np.errstate(all="ignore"):  # overflow gives inf, as for Value
+        data = np.asarray(op.forward(_M, *xs, **kw), dtype=np.float64)
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out.label = ""
+    out._grad = None
+    out._g = None
+    if is_grad_enabled():
+        out.requires_grad = any(t.requires_grad for t in inputs)
+        out._a = inputs[0]
+        out._b = inputs[1] if len(inputs) == 2 else None
+        out._fn = op
+        out._kw = kw
+    else:  # no_grad(): a value, not a node
+        out.requires_grad = False
+        out._a = out._b = out._fn = None
+        out._kw = _NO_KW
+    return out
+
+
+def _check(op: Op, xs: list[np.ndarray]) -> None:
+    """The op's domain check; for a Tensor with several axes, the message also gives the entry's position."""
+    try:
+        op.check(_M, *xs)
+    except (DomainError, ArithmeticError) as exc:
+        # The table's message counts entries in one flat run ("at batch index 4"); in a (2, 3) Tensor
+        # that is entry (1, 1), which is what a reader looks for.
+        shape = np.broadcast_shapes(*(x.shape for x in xs))
+        if len(shape) >= 2 and exc.args:
+            bad = np.broadcast_to(op.invalid(_M, *xs), shape)
+            where = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), shape))
+            exc.args = (f"{exc.args[0]}, entry {where} of shape {shape}", *exc.args[1:])
+        raise
+
+
+def _binary(op: Op, reflected: bool) -> Callable[[Tensor, Any], Tensor]:
+    """Tensor's method for the two-input table op `op`: `__mul__`, or `__rmul__` when `reflected`."""
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        other = _operand(other, op)
+        a, b = (other, self) if reflected else (self, other)
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"{op.name}: shapes {a.shape} and {b.shape} cannot be broadcast together"
+            ) from None
+        return _apply(op, (a, b))
+
+    name = f"__{'r' if reflected else ''}{op.name}__"
+    method.__name__ = name
+    method.__qualname__ = f"Tensor.{name}"
+    method.__doc__ = f"other {op.symbol} self, entry by entry" if reflected else f"self {op.symbol} other"
+    return method
+
+
+class Tensor:
+    """An array of float64 numbers that records the operations applied to it, so gradients can flow back."""
+
+    # The same slots as Value (see engine.py): leaf: _a = _b = None; one input: _a; two inputs: _a, _b.
+    __slots__ = ("data", "label", "requires_grad", "_grad", "_a", "_b", "_fn", "_kw", "_g")
+
+    # numpy leaves `array + tensor` to Tensor.__radd__ (instead of trying to add entry by entry).
+    __array_ufunc__ = None
+
+    def __init__(self, data: ArrayLike, label: str = "", requires_grad: bool = True) -> None:
+        self.data: np.ndarray = _as_array(data, "Tensor", copy=True)
+        self.label = label
+        self.requires_grad = requires_grad
+        self._grad: np.ndarray | None = None
+        self._a: Any = None
+        self._b: Any = None
+        self._fn: Op | None = None
+        self._kw = _NO_KW
+        self._g: Any = None
+
+    # --- what it holds ------------------------------------------------------------------------
+    @property
+    def grad(self) -> np.ndarray:
+        """d(output)/d(self) from the last `backward()` calls, an array of self's shape (zeros at first)."""
+        if self._grad is None:  # made on first use: most intermediate nodes are never asked
+            self._grad = np.zeros_like(self.data)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: ArrayLike | None) -> None:
+        self._grad = None if value is None else _as_array(value, "Tensor.grad")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the data."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of axes of the data."""
+        return self.data.ndim
+
+    @property
+    def _prev(self) -> tuple[Tensor, ...]:
+        """The inputs of the op that made this node, in operand order (() for a leaf), as in micrograd."""
+        return () if self._a is None else (self._a,) if self._b is None else (self._a, self._b)
+
+    @property
+    def _op(self) -> str:
+        """The symbol of the op that made this node ('' for a leaf), as micrograd names it."""
+        return self._fn.symbol if self._fn is not None else ""
+
+    def item(self) -> float:
+        """The single number in a one-entry Tensor (a loss), as a float."""
+        if self.data.size != 1:
+            raise ValueError(f"item: a Tensor of shape {self.shape} holds {self.data.size} numbers, not one")
+        return float(self.data.reshape(()))
+
+    def detach(self) -> Tensor:
+        """The same numbers as a new leaf that takes no gradient."""
+        return Tensor(self.data, label=self.label, requires_grad=False)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        label = f", label={self.label!r}" if self.label else ""
+        flag = "" if self.requires_grad else ", requires_grad=False"
+        return f"Tensor({body}{label}{flag})"
+
+    # --- elementwise arithmetic: each operator is a row of the scalar table --------------------
+    __add__ = _binary(OPS["add"], reflected=False)
+    __radd__ = _binary(OPS["add"], reflected=True)
+    __sub__ = _binary(OPS["sub"], reflected=False)
+    __rsub__ = _binary(OPS["sub"], reflected=True)
+    __mul__ = _binary(OPS["mul"], reflected=False)
+    __rmul__ = _binary(OPS["mul"], reflected=True)
+    __truediv__ = _binary(OPS["truediv"], reflected=False)
+    __rtruediv__ = _binary(OPS["truediv"], reflected=True)
+    __pow__ = _binary(OPS["pow"], reflected=False)  # a number, array or Tensor exponent
+    __rpow__ = _binary(OPS["pow"], reflected=True)
+
+    def __neg__(self) -> Tensor:
+        return _apply(OPS["neg"], (self,))
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _apply(OPS["abs"], (self,))
+
+    def exp(self) -> Tensor:
+        """e ** self, entry by entry."""
+        return _apply(OPS["exp"], (self,))
+
+    def log(self) -> Tensor:
+        """Natural logarithm, entry by entry; a DomainError naming the first entry <= 0."""
+        return _apply(OPS["log"], (self,))
+
+    def tanh(self) -> Tensor:
+        """Hyperbolic tangent, entry by entry."""
+        return _apply(OPS["tanh"], (self,))
+
+    def relu(self) -> Tensor:
+        """max(self, 0), entry by entry."""
+        return _apply(OPS["relu"], (self,))
+
+    def sigmoid(self) -> Tensor:
+        """1 / (1 + e ** -self), entry by entry, stable for large entries."""
+        return _apply(OPS["sigmoid"], (self,))
+
+    def softplus(self) -> Tensor:
+        """log(1 + e ** self), entry by entry, stable for large entries."""
+        return _apply(OPS["softplus"], (self,))
+
+    def sin(self) -> Tensor:
+        """Sine, entry by entry."""
+        return _apply(OPS["sin"], (self,))
+
+    def cos(self) -> Tensor:
+        """Cosine, entry by entry."""
+        return _apply(OPS["cos"], (self,))
+
+    def sqrt(self) -> Tensor:
+        """Square root, entry by entry; a DomainError naming the first entry < 0."""
+        return _apply(OPS["sqrt"], (self,))
+
+    # --- whole-array operations (chainrule.ops.TENSOR_OPS) -------------------------------------
+    def __matmul__(self, other: ArrayLike) -> Tensor:
+        return self.matmul(other)
+
+    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        return _operand(other, _MATMUL).matmul(self)
+
+    def matmul(self, other: ArrayLike) -> Tensor:
+        """self @ other for 1-D and 2-D Tensors: a matrix product, matrix times vector, or a dot product."""
+        other = _operand(other, _MATMUL)
+        a, b = self.shape, other.shape
+        if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2):
+            raise ValueError(f"matmul: works on 1-D and 2-D Tensors, got shapes {a} and {b}")
+        if a[-1] != b[0]:
+            raise ValueError(
+                f"matmul: shapes {a} and {b} do not line up: the last axis of the left one ({a[-1]}) "
+                f"must match the first axis of the right one ({b[0]})"
+            )
+        return _apply(_MATMUL, (self, other))
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """The sum of the entries: all of them, or along `axis` (an int or a tuple of ints)."""
+        return _apply(_SUM, (self,), {"axis": _axes(self, axis, "sum"), "keepdims": bool(keepdims)})
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """The mean of the entries: all of them, or along `axis` (an int or a tuple of ints)."""
+        return _apply(_MEAN, (self,), {"axis": _axes(self, axis, "mean"), "keepdims": bool(keepdims)})
+
+    def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
+        """The same entries in a new shape (`t.reshape(2, 3)` or `t.reshape((2, 3))`; one -1 is inferred)."""
+        new = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
+        if not all(isinstance(n, int | np.integer) for n in new):
+            raise TypeError(f"reshape: a shape is made of ints, got {new!r}")
+        try:
+            return _apply(_RESHAPE, (self,), {"shape": tuple(int(n) for n in new)})
+        except ValueError as exc:  # numpy's own test of the shape, in the forward rule
+            raise ValueError(f"reshape: cannot give a Tensor of shape {self.shape} the shape {new}") from exc
+
+    def transpose(self, *axes: int) -> Tensor:
+        """The axes permuted, as numpy's `transpose`: reversed by default (for a matrix, its transpose)."""
+        if len(axes) == 1 and isinstance(axes[0], tuple | list):
+            axes = tuple(axes[0])
+        if not axes:
+            return _apply(_TRANSPOSE, (self,), {"axes": None})
+        perm = _axes(self, axes, "transpose")
+        if len(perm) != self.ndim:
+            raise ValueError(
+                f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}"
+            )
+        return _apply(_TRANSPOSE, (self,), {"axes": perm})
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - numpy's and PyTorch's name
+        """The transpose: the axes reversed."""
+        return self.transpose()
+
+    # --- gradients ----------------------------------------------------------------------------
+    def backward(self, grad: ArrayLike | None = None) -> None:
+        """Add d(self)/d(node) into `.grad` of every node of the graph below self.
+
+        For a Tensor with one entry (a loss) the sweep starts from 1. Otherwise pass `grad`, an array
+        of self's shape: the gradient of some final number with respect to self (as PyTorch asks).
+        Calling it twice adds the gradients twice, as for `Value`.
+        """
+        if not self.requires_grad:
+            raise ValueError(
+                "backward: this Tensor does not require grad (it was made from constants, "
+                "requires_grad=False, or inside chainrule.no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward: a Tensor of shape {self.shape} has no single value to differentiate: "
+                    f"reduce it first (.sum(), .mean()) or pass grad=, an array of shape {self.shape}"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = _as_array(grad, "backward: grad")
+            if seed.shape != self.shape:
+                raise ValueError(
+                    f"backward: grad has shape {seed.shape} but the Tensor has shape {self.shape}"
+                )
+        order = topological_order(self, only_requiring_grad=True)
+        for node in order:
+            node._g = None
+        self._g = seed
+        try:
+            _sweep(order)
+        finally:
+            for node in order:  # the gradients live on in .grad; do not keep a second copy alive
+                node._g = None
+
+    def zero_grad(self) -> None:
+        """Set `.grad` to zeros on this node and every node below it."""
+        for node in topological_order(self):
+            node._grad = None  # made again, as zeros, when next asked for
+
+
+def _sweep(order: list[Tensor]) -> None:
+    """The reverse sweep: each node's gradient is complete when reached, so pass it on to its inputs."""
+    # Mirrors engine._sweep_floats, on arrays. A gradient array is never changed in place once made (a
+    # rule such as add's returns g itself, shared between nodes); only `.grad`, our own, is added into.
+    m = _M
+    with np.errstate(all="ignore"):  # IEEE arithmetic as the float engine does it: inf, not warnings
+        for node in reversed(order):
+            g = node._g
+            if g is None:
+                continue
+            grad = node.grad  # made as zeros on first use
+            grad += g
+            op = node._fn
+            if op is None:
+                continue
+            inputs = node._prev
+            xs = [t.data for t in inputs]
+            for i, child in enumerate(inputs):
+                if child.requires_grad:  # False if it was switched off after the graph was built
+                    d = _unbroadcast(op.derivative(i)(m, g, node.data, *xs, **node._kw), child.shape)
+                    child._g = d if child._g is None else child._g + d
+
+
+def _axes(t: Tensor, axis: Any, what: str) -> tuple[int, ...] | None:
+    """`axis` (None, an int or ints) as a tuple of distinct axes counted from 0, checked against t's shape."""
+    if axis is None:
+        return None
+    axes = tuple(axis) if isinstance(axis, tuple | list) else (axis,)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, int | np.integer):
+            raise TypeError(f"{what}: an axis is an int, got {type(a).__name__}: {a!r}")
+        if not -t.ndim <= a < t.ndim:
+            raise ValueError(f"{what}: axis {a} is out of range for a Tensor of shape {t.shape}")
+        out.append(int(a) % t.ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: axis {axis} names an axis twice")
+    return tuple(out)
