@@ -119,14 +119,18 @@ def _apply(op: Op, inputs: tuple[Tensor, ...], kw: dict[str, Any] = _NO_KW) -> T
 
 def _check(op: Op, xs: list[np.ndarray]) -> None:
     """The op's domain check; for a Tensor with several axes, the message also gives the entry's position."""
+    # The check names an offending entry by its place in an array of the inputs' common shape (an
+    # invalid-mask may have the shape of one input only: `b == 0`), so hand it the broadcast inputs
+    # (views, not copies).
+    xs = np.broadcast_arrays(*xs) if len(xs) > 1 else xs
     try:
         op.check(_M, *xs)
     except (DomainError, ArithmeticError) as exc:
         # The table's message counts entries in one flat run ("at batch index 4"); in a (2, 3) Tensor
         # that is entry (1, 1), which is what a reader looks for.
-        shape = np.broadcast_shapes(*(x.shape for x in xs))
+        shape = xs[0].shape
         if len(shape) >= 2 and exc.args:
-            bad = np.broadcast_to(op.invalid(_M, *xs), shape)
+            bad = op.invalid(_M, *xs)
             where = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), shape))
             exc.args = (f"{exc.args[0]}, entry {where} of shape {shape}", *exc.args[1:])
         raise
