@@ -356,6 +356,25 @@ def test_construction_and_repr() -> None:
     y = x * 2 + 1
     assert y._op == "+" and y._prev[1].data == 1.0 and y._prev[0]._prev[0] is x
     assert chainrule.tensor.Tensor is Tensor
+    copied = Tensor(x)  # the numbers of another Tensor, as a new leaf
+    assert copied._prev == () and copied.data is not x.data and copied.data.tolist() == x.data.tolist()
+
+
+def test_grad_can_be_set_and_numpy_functions_refuse_a_tensor() -> None:
+    x = Tensor([1.0, 2.0])
+    mine = np.array([10.0, 20.0])
+    x.grad = mine
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [13.0, 23.0])
+    np.testing.assert_array_equal(mine, [10.0, 20.0])  # backward added into a copy
+    x.grad = None
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+    with pytest.raises(
+        ValueError, match=r"Tensor.grad: shape \(3,\) does not match the Tensor's shape \(2,\)"
+    ):
+        x.grad = [1.0, 2.0, 3.0]
+    with pytest.raises(TypeError):  # no array without a graph behind it, by accident
+        np.exp(x)
 
 
 def test_backward_twice_doubles_and_zero_grad_resets() -> None:

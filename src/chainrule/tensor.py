@@ -187,7 +187,15 @@ class Tensor:
 
     @grad.setter
     def grad(self, value: ArrayLike | None) -> None:
-        self._grad = None if value is None else _as_array(value, "Tensor.grad")
+        if value is None:  # `t.grad = None`: zeros again when next needed, as zero_grad() does
+            self._grad = None
+            return
+        grad = _as_array(value, "Tensor.grad", copy=True)  # a copy: backward() adds into it in place
+        if grad.shape != self.shape:
+            raise ValueError(
+                f"Tensor.grad: shape {grad.shape} does not match the Tensor's shape {self.shape}"
+            )
+        self._grad = grad
 
     @property
     def shape(self) -> tuple[int, ...]:
