@@ -406,3 +406,13 @@ def test_nan_propagates_through_every_op(op: Op) -> None:
     out = op.forward(FLOAT, *([math.nan] * arity))
     assert math.isnan(out), f"{op.name}(nan, ...) = {out}"
     op.check(FLOAT, *([math.nan] * arity))
+
+
+def test_domain_error_on_arrays_of_different_shapes_names_the_entry():
+    # The invalid-mask of a / b has b's shape; the message must still find the offending entry.
+    np = need("numpy")
+    m = numpy_backend()
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    b = np.array([5.0, 0.0])
+    with pytest.raises(ZeroDivisionError, match=r"got 2\.0, 0\.0 \(at batch index 1\)"):
+        OPS["truediv"].check(m, a, b)

@@ -76,8 +76,10 @@ def _show_offender(xs: tuple[Any, ...], bad: Any) -> str:
         return ", ".join(repr(float(x)) for x in xs)
     import numpy as np
 
-    i = int(np.flatnonzero(bad)[0])
-    parts = [repr(float(np.broadcast_to(x, bad.shape).flat[i])) for x in xs]
+    # The mask may have the shape of one operand only (b == 0 for a / b): broadcast everything alike.
+    shape = np.broadcast_shapes(np.shape(bad), *(np.shape(x) for x in xs))
+    i = int(np.flatnonzero(np.broadcast_to(bad, shape))[0])
+    parts = [repr(float(np.broadcast_to(x, shape).flat[i])) for x in xs]
     return f"{', '.join(parts)} (at batch index {i})"
 
 
