@@ -359,6 +359,24 @@ def sum(values: Iterable[Operand]) -> Value:  # noqa: A001 - chainrule.sum, like
 
 
 # --- placeholders (define-then-run): nodes with no data yet ----------------------------------
+class _NoData(PlaceholderError):
+    """Reading the data of a traced node; the message is built lazily, when it is shown."""
+
+    def __init__(self, node: Value) -> None:
+        super().__init__(node)  # args hold the node, so the error pickles and re-raises like others
+        self.node = node
+
+    def __str__(self) -> str:
+        node = self.node
+        names = ", ".join(repr(p.label) for p in _walk(node) if isinstance(p, Symbolic) and p._fn is None)
+        what = f"placeholder {node.label!r}" if node._fn is None else f"this Value (it depends on {names})"
+        return (
+            f"{what} has no data yet: a traced graph cannot be read or used in Python control flow "
+            f"(if/while/comparisons). Compile it with chainrule.compile(output, inputs) and run the "
+            f"Program with numbers."
+        )
+
+
 class Symbolic(Value):
     """A Value whose data is not known yet: a placeholder, or something computed from one."""
 
@@ -366,13 +384,9 @@ class Symbolic(Value):
 
     @property  # type: ignore[override]
     def data(self) -> float:
-        names = ", ".join(repr(p.label) for p in _walk(self) if isinstance(p, Symbolic) and p._fn is None)
-        what = f"placeholder {self.label!r}" if self._fn is None else f"this Value (it depends on {names})"
-        raise PlaceholderError(
-            f"{what} has no data yet: a traced graph cannot be read or used in Python control flow "
-            f"(if/while/comparisons). Compile it with chainrule.compile(output, inputs) and run the "
-            f"Program with numbers."
-        )
+        # Every op on a Symbolic reads .data and catches this error, so the message (which walks the
+        # graph to name the placeholders) is only built if someone actually reads it.
+        raise _NoData(self)
 
     @data.setter
     def data(self, value: float) -> None:
