@@ -375,6 +375,32 @@ def test_undefined_derivative_raises_like_eager():
     assert program(np.array([4.0, 0.0])).tolist() == [4.0, 0.0]  # the forward pass alone is fine
 
 
+@pytest.mark.parametrize("base", [-2.0, -2.2250738585e-313])  # the second overflows to -inf first
+def test_exponent_gradient_of_a_negative_base_raises_like_eager(base):
+    a, b = placeholder("a"), placeholder("b")
+    program = cr.compile(a**b, [a, b])
+    with pytest.raises(DomainError):
+        (Value(base) ** Value(-1.0)).backward()
+    with pytest.raises(DomainError, match="pow: the derivative is undefined"):
+        program.value_and_grad(base, -1.0)
+    with pytest.raises(DomainError, match=r"pow: the derivative is undefined.*at batch index 1"):
+        program.value_and_grad(np.array([2.0, base]), np.array([3.0, -1.0]))
+
+
+def test_tracing_a_long_chain_is_linear():
+    """Each op on a placeholder reads .data and catches the error: building its message is lazy."""
+    import time
+
+    x = placeholder("x")
+    v = x
+    start = time.perf_counter()
+    for _ in range(20000):
+        v = (v * 0.5).tanh() + 0.001
+    assert time.perf_counter() - start < 10  # quadratic tracing took minutes here
+    with pytest.raises(PlaceholderError, match="depends on 'x'"):
+        _ = v.data
+
+
 def test_overflow_is_inf_not_an_error():
     x = placeholder("x")
     program = cr.compile(x.exp() * 2, [x])
