@@ -582,28 +582,6 @@ class BatchPlan:
             values.append(arr)
         return (batch if batch is not None else 1), values
 
-    def _seeds(self, grad_output: Any, batch: int) -> list[Any]:
-        n = len(self.out_rows)
-        if grad_output is None:
-            return [1.0] * n
-        seeds = [grad_output] if self.program._single else list(grad_output)
-        if len(seeds) != n:
-            raise ValueError(f"grad_output: this Program has {n} outputs, got {len(seeds)} weights")
-        out = []
-        for s in seeds:
-            if s is None:
-                out.append(0.0)
-            elif isinstance(s, numbers.Real):
-                out.append(float(s))
-            else:
-                arr = np.asarray(s, dtype=np.float64)
-                if arr.shape not in ((), (batch,)):
-                    raise ValueError(
-                        f"grad_output: expected a number or an array of {batch}, got shape {arr.shape}"
-                    )
-                out.append(arr)
-        return out
-
     def _buffers(self, width: int) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
         if width != self._width:
             self.vbuf = np.zeros((self.n_v, width))
@@ -614,7 +592,7 @@ class BatchPlan:
     def run(self, program: Program, args: tuple[Any, ...], want_grad: bool, grad_output: Any) -> Any:
         """Forward (and backward) over the whole batch; returns (values, input_grads)."""
         batch, values = self._inputs(args)
-        seeds = self._seeds(grad_output, batch) if want_grad else None
+        seeds = list(program._seeds(grad_output, batch)) if want_grad else None
         # parameters and constants are read by reference, once per run
         self.ubuf[2 : 2 + len(self.leaf_values), 0] = [v.data for v in self.leaf_values]
         chunk = max(256, _MAX_CHUNK_FLOATS // max(self.n_v, 1))

@@ -166,7 +166,7 @@ class Program:
         """
         xs = self._floats(inputs)
         if xs is not None:
-            return self._float_code().value_and_grad(xs, self._seeds_float(grad_output))
+            return self._float_code().value_and_grad(xs, self._seeds(grad_output))
         return self._plan().run(self, inputs, want_grad=True, grad_output=grad_output)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -199,7 +199,8 @@ class Program:
                 batch = True  # checked in detail by the batch plan
         return None if batch else out
 
-    def _seeds_float(self, grad_output: Any) -> tuple[float, ...]:
+    def _seeds(self, grad_output: Any, batch: int | None = None) -> tuple[Any, ...]:
+        """One backward seed per output: a number, or (for a batch of `batch`) an array of `batch`."""
         n = len(self.outputs)
         if grad_output is None:
             return (1.0,) * n
@@ -212,8 +213,17 @@ class Program:
                 out.append(0.0)
             elif isinstance(s, numbers.Real):
                 out.append(float(s))
-            else:
+            elif batch is None:
                 raise TypeError(f"grad_output: with float inputs each weight must be a number, got {s!r:.80}")
+            else:
+                import numpy as np
+
+                arr = np.asarray(s, dtype=np.float64)
+                if arr.shape not in ((), (batch,)):
+                    raise ValueError(
+                        f"grad_output: expected a number or an array of {batch}, got shape {arr.shape}"
+                    )
+                out.append(arr)
         return tuple(out)
 
     def _float_code(self) -> Any:
