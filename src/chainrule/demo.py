@@ -331,8 +331,11 @@ def _train_compiled(
     xs = [placeholder(f"x{i}") for i in range(X.shape[1])]
     targets = [placeholder(f"y{k}") for k in range(len(task.target_columns))]
     outputs = _as_list(model(xs))
-    # The outputs too, so the same run gives the accuracy: no second pass over the batch.
-    program = _compiler().compile([task.sample_loss(outputs, targets), *outputs], [*xs, *targets])
+    # The L2 term goes into every sample's loss: the mean over the batch is then the eager loss, and
+    # the program sees that the term depends on parameters only, so it computes it once per run.
+    # The outputs are compiled too, so the same run gives the accuracy: no second pass over the batch.
+    sample_loss = task.sample_loss(outputs, targets) + l2_regularization(model, ALPHA)
+    program = _compiler().compile([sample_loss, *outputs], [*xs, *targets])
     history.compile_seconds = time.perf_counter() - start
     columns = [np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])] + list(task.target_columns)
     # The program adds the gradient of the batch's SUM into .grad; weighting the loss by 1/B makes
@@ -343,12 +346,10 @@ def _train_compiled(
         start = time.perf_counter()
         opt.zero_grad()
         values, _ = program.value_and_grad(*columns, grad_output=weights)
-        reg = l2_regularization(model, ALPHA)  # the same for every sample: once, eagerly
-        reg.backward()
         opt.step()
         history.seconds += time.perf_counter() - start
         accuracy = task.accuracy(_stack(np, values[1:], batch), task.ys)  # outputs before the update
-        _record(history, bar, float(np.mean(values[0])) + reg.data, accuracy)
+        _record(history, bar, float(np.mean(values[0])), accuracy)
 
 
 # --- pictures --------------------------------------------------------------------------------------
