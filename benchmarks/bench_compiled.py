@@ -15,7 +15,6 @@ import gc
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,16 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import chainrule as cr  # noqa: E402
 from chainrule.nn import MLP  # noqa: E402
-
-ALPHA = 1e-4  # micrograd's L2 strength
-
-
-def moons(n: int = 100, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """micrograd's data: sklearn's make_moons(n, noise=0.1), labels as -1 / +1."""
-    from sklearn.datasets import make_moons
-
-    X, y = make_moons(n_samples=n, noise=0.1, random_state=seed)
-    return X.astype(np.float64), (y * 2 - 1).astype(np.float64)
+from moons import ALPHA, cpu_model, eager_step, lr, moons  # noqa: E402
 
 
 def median_time(step: Callable[[int], None], repeats: int, warmup: int = 2) -> float:
@@ -49,10 +39,6 @@ def median_time(step: Callable[[int], None], repeats: int, warmup: int = 2) -> f
         step(k)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def lr(k: int) -> float:
-    return 1.0 - 0.9 * (k % 100) / 100
 
 
 # --- the four engines ------------------------------------------------------------------------
@@ -77,25 +63,6 @@ def micrograd_step(X: np.ndarray, y: np.ndarray, weights: list[float]) -> Callab
         model.zero_grad()
         total.backward()
         for p in model.parameters():
-            p.data -= lr(k) * p.grad
-
-    return step
-
-
-def eager_step(X: np.ndarray, y: np.ndarray, weights: list[float]) -> Callable[[int], None]:
-    """chainrule's eager Value engine, the same loop."""
-    model = chainrule_model(weights)
-    params = model.parameters()
-    rows = [list(map(float, r)) for r in X]
-    labels = [float(v) for v in y]
-
-    def step(k: int) -> None:
-        scores = [model([cr.Value(a), cr.Value(b)]) for a, b in rows]
-        losses = [(1 + -yi * si).relu() for yi, si in zip(labels, scores, strict=True)]
-        total = cr.sum(losses) * (1.0 / len(losses)) + ALPHA * cr.sum([p * p for p in params])
-        model.zero_grad()
-        total.backward()
-        for p in params:
             p.data -= lr(k) * p.grad
 
     return step
@@ -205,17 +172,6 @@ def check_same_gradients(X: np.ndarray, y: np.ndarray, weights: list[float]) -> 
     return max(abs(p.grad - q.grad) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
 
 
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line)
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    import os
-
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300, help="timed steps for the fast engines")
@@ -237,14 +193,17 @@ def main() -> None:
     step_c, info = compiled_step(X, y, weights)
     t_comp = median_time(step_c, args.repeats)
     t_torch = median_time(torch_step(X, y, weights), args.repeats)
-    t_eager = median_time(eager_step(X, y, weights), max(args.slow_repeats, 3), warmup=1)
+    t_eager = median_time(eager_step(chainrule_model(weights), X, y), max(args.slow_repeats, 3), warmup=1)
     t_micro = median_time(micrograd_step(X, y, weights), args.slow_repeats, warmup=1)
     t_float, t_float_eager = per_sample(X, y, weights)
 
     def ms(t: float) -> str:
         return f"{t * 1e3:.3f} ms"
 
-    print(f"machine: {machine()}; torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print(
+        f"machine: {cpu_model()}, Python {platform.python_version()}, numpy {np.__version__}; "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
     print(f"compiled vs eager gradients: max |difference| = {diff:.1e}")
     print()
     print("| two-moons training step (100 samples, MLP(2,[16,16,1])) | time | compiled is |")

@@ -26,31 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import chainrule as cr  # noqa: E402
 from chainrule.nn import MLP  # noqa: E402
+from moons import ALPHA, eager_step, lr, moons  # noqa: E402
 
-ALPHA = 1e-4  # micrograd's L2 strength
 SIZES = [2, 16, 16, 1]
 Step = Callable[[int], float]
-
-
-def moons(n: int = 100, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """micrograd's data: sklearn's make_moons(n, noise=0.1), labels as -1 / +1."""
-    try:
-        from sklearn.datasets import make_moons
-    except ImportError:
-        sys.exit("bench_tensor.py uses scikit-learn's two moons: pip install 'chainrule[demo]'")
-    X, y = make_moons(n_samples=n, noise=0.1, random_state=seed)
-    return X.astype(np.float64), (y * 2 - 1).astype(np.float64)
 
 
 def initial_weights(seed: int = 1337) -> list[tuple[np.ndarray, np.ndarray]]:
     """(W, b) per layer, uniform in [-1, 1] as micrograd draws them; W is (inputs, outputs)."""
     rng = np.random.default_rng(seed)
     return [(rng.uniform(-1, 1, (i, o)), rng.uniform(-1, 1, o)) for i, o in pairwise(SIZES)]
-
-
-def lr(k: int) -> float:
-    """micrograd's demo schedule: the learning rate at step k, from 1.0 down to 0.1 over 100 steps."""
-    return 1.0 - 0.9 * (k % 100) / 100
 
 
 # --- the engines: each returns step(k) -> loss ---------------------------------------------------
@@ -112,20 +97,7 @@ def value_step(X: np.ndarray, y: np.ndarray, weights: list[tuple[np.ndarray, np.
             for i, w in enumerate(neuron.w):
                 w.data = float(W[i, j])
             neuron.b.data = float(b[j])
-    params = model.parameters()
-    rows, labels = X.tolist(), y.tolist()
-
-    def step(k: int) -> float:
-        scores = [model([cr.Value(a), cr.Value(b)]) for a, b in rows]
-        losses = [(1 + -yi * si).relu() for yi, si in zip(labels, scores, strict=True)]
-        total = cr.sum(losses) * (1.0 / len(losses)) + ALPHA * cr.sum([p * p for p in params])
-        model.zero_grad()
-        total.backward()
-        for p in params:
-            p.data -= lr(k) * p.grad
-        return total.data
-
-    return step
+    return eager_step(model, X, y)
 
 
 # --- measuring ------------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The benchmarks stay runnable: each script runs end to end in its quickest mode (no timing asserted:
+speed is judged from the figures they print, never by a test)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import need
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def test_shared_eager_step_trains() -> None:
+    need("sklearn")
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from chainrule.nn import MLP
+        from moons import eager_step, moons
+
+        X, y = moons(20)
+        step = eager_step(MLP(2, [4, 1]), X, y)
+        losses = [step(k) for k in range(30)]
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+def test_bench_tensor_runs() -> None:
+    need("torch")
+    need("sklearn")
+    assert "chainrule.Tensor (numpy, float64)" in run("bench_tensor.py", "--quick")
+
+
+@pytest.mark.slow
+def test_bench_compiled_runs() -> None:
+    need("torch")
+    need("micrograd")
+    out = run("bench_compiled.py", "--quick")
+    assert "chainrule compiled, batch mode" in out
+    assert "micrograd 0.1.0 eager" in out
