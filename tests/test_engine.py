@@ -401,3 +401,27 @@ def test_neuron_names_itself_and_sizes_on_wrong_input_length():
 
     with pytest.raises(ValueError, match=r"ReLUNeuron\(3\) takes 3 inputs, got 2"):
         Neuron(3)([1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("build", "op", "point"),
+    [
+        (lambda x: x.sqrt(), "sqrt", r"\(0\.0,\)"),
+        (lambda x: x**0.5, "pow", r"\(0\.0, 0\.5\)"),
+    ],
+)
+def test_backward_at_an_infinite_derivative_names_op_and_point(build, op, point):
+    # PyTorch hands back inf here; chainrule says where the derivative stops existing instead.
+    x = Value(0.0)
+    y = build(x)
+    assert y.data == 0.0  # the forward value is fine
+    with pytest.raises(DomainError, match=rf"{op}: the derivative is undefined at {point}"):
+        y.backward()
+
+
+def test_value_exponent_on_a_negative_base_has_no_derivative_in_the_exponent():
+    base, exponent = Value(-2.0), Value(3.0)
+    y = base**exponent
+    assert y.data == -8.0
+    with pytest.raises(DomainError, match="pow: the derivative is undefined"):
+        y.backward()
