@@ -25,3 +25,15 @@ def need(module_name: str) -> ModuleType:
         if REQUIRE_ALL:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+try:
+    from hypothesis import settings
+except ImportError:  # the property tests then fail or skip on their own
+    pass
+else:
+    # In CI every run explores the same examples: a red CI should mean a change broke something,
+    # not that a new random draw happened to find an old bug (run locally to explore).
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
