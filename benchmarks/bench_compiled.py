@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import chainrule as cr  # noqa: E402
 from chainrule.nn import MLP  # noqa: E402
-from moons import ALPHA, cpu_model, eager_step, lr, moons  # noqa: E402
+from moons import ALPHA, cpu_model, eager_step, lr, moons, torch_update  # noqa: E402
 
 
 def median_time(step: Callable[[int], None], repeats: int, warmup: int = 2) -> float:
@@ -131,12 +131,7 @@ def torch_step(X: np.ndarray, y: np.ndarray, weights: list[float]) -> Callable[[
     def step(k: int) -> None:
         scores = model(Xt).squeeze(1)
         total = torch.relu(1 - yt * scores).mean() + ALPHA * sum((p * p).sum() for p in params)
-        for p in params:
-            p.grad = None
-        total.backward()
-        with torch.no_grad():
-            for p in params:
-                p -= lr(k) * p.grad
+        torch_update(params, total, k)
 
     return step
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import chainrule as cr  # noqa: E402
 from chainrule.nn import MLP  # noqa: E402
-from moons import ALPHA, eager_step, lr, moons  # noqa: E402
+from moons import ALPHA, eager_step, lr, moons, torch_update  # noqa: E402
 
 SIZES = [2, 16, 16, 1]
 Step = Callable[[int], float]
@@ -78,12 +78,7 @@ def torch_step(X: np.ndarray, y: np.ndarray, weights: list[tuple[np.ndarray, np.
                 h = h.relu()
         scores = h.reshape(-1)
         total = (1 + -yt * scores).relu().mean() + ALPHA * sum((p * p).sum() for p in params)
-        for p in params:
-            p.grad = None
-        total.backward()
-        with torch.no_grad():
-            for p in params:
-                p -= lr(k) * p.grad
+        torch_update(params, total, k)
         return total.item()
 
     return step

@@ -52,6 +52,18 @@ def eager_step(model: Any, X: Any, y: Any) -> Callable[[int], float]:
     return step
 
 
+def torch_update(params: list[Any], total: Any, k: int) -> None:
+    """PyTorch's half of a step: fresh gradients of `total`, then the same SGD update as the others."""
+    import torch
+
+    for p in params:
+        p.grad = None
+    total.backward()
+    with torch.no_grad():
+        for p in params:
+            p -= lr(k) * p.grad
+
+
 def cpu_model() -> str:
     """The CPU's model name (from lscpu where there is one) and the number of cores."""
     model = platform.processor() or platform.machine()

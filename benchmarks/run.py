@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -34,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import chainrule  # noqa: E402
 import chainrule.nn  # noqa: E402
+from moons import cpu_model  # noqa: E402
 
 try:
     import micrograd.engine
@@ -260,16 +259,8 @@ def chainrule_depth(n: int) -> tuple[bool, float]:
 # --- report ----------------------------------------------------------------------------------------
 def machine() -> str:
     """CPU model and Python version, for the record."""
-    model = platform.processor() or platform.machine()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(
-            line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")
-        )
-    except (OSError, StopIteration):
-        pass
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"{model}, {os.cpu_count()} CPUs; {python}; {platform.system()}"
+    return f"{cpu_model()}; {python}; {platform.system()}"
 
 
 Row = tuple[str, str, str, float | None, str | None, bool | None]  # name, ours, theirs, ratio, target, met
