@@ -416,3 +416,41 @@ def test_domain_error_on_arrays_of_different_shapes_names_the_entry():
     b = np.array([5.0, 0.0])
     with pytest.raises(ZeroDivisionError, match=r"got 2\.0, 0\.0 \(at batch index 1\)"):
         OPS["truediv"].check(m, a, b)
+
+
+# --- the table's declared algebra (Op.linear, Op.bilinear) -------------------------------------
+# The batch compiler fuses sums of products into matrix products because rows *declare* that they
+# are linear or bilinear. These tests hold each declaration to the row's own rules, so a wrong
+# declaration fails here instead of silently turning the fusion off (or giving wrong numbers).
+_ALGEBRA_POINTS = [(1.5, -2.25, 3.0), (-0.75, 4.0, 0.5), (0.0, 7.0, -1.0)]
+
+
+@pytest.mark.parametrize("op", [op for op in TABLE if op.linear is not None], ids=lambda op: op.name)
+def test_declared_linear_rows_are_linear(op: Op) -> None:
+    n = op.arity or 3
+    coefficients = op.linear * n if op.arity is None else op.linear
+    assert len(coefficients) == n
+    for point in _ALGEBRA_POINTS:
+        xs = point[:n]
+        out = op.forward(FLOAT, *xs)
+        assert out == sum(c * x for c, x in zip(coefficients, xs, strict=True))
+        for i, c in enumerate(coefficients):
+            assert op.derivative(i)(FLOAT, 2.0, out, *xs) == 2.0 * c
+
+
+@pytest.mark.parametrize("op", [op for op in TABLE if op.bilinear], ids=lambda op: op.name)
+def test_declared_bilinear_rows_are_products(op: Op) -> None:
+    assert op.arity == 2
+    for a, b, _ in _ALGEBRA_POINTS:
+        out = op.forward(FLOAT, a, b)
+        assert out == a * b
+        assert op.derivative(0)(FLOAT, 2.0, out, a, b) == 2.0 * b
+        assert op.derivative(1)(FLOAT, 2.0, out, a, b) == 2.0 * a
+
+
+def test_the_fusion_has_its_algebra() -> None:
+    # The rows the matrix-product fusion is built on must keep declaring it.
+    assert OPS["add"].linear == (1.0, 1.0) and OPS["sub"].linear == (1.0, -1.0)
+    assert OPS["neg"].linear == (-1.0,) and OPS["sum"].linear == (1.0,)
+    assert OPS["mul"].bilinear
+    assert all(op.linear is None and not op.bilinear for op in TABLE if op.name in ("truediv", "pow", "exp"))

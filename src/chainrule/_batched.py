@@ -31,7 +31,7 @@ import numpy as np
 
 from .backends import FLOAT, numpy_backend
 from .errors import DomainError
-from .ops import OPS, Op
+from .ops import Op
 
 if TYPE_CHECKING:
     from .compiler import Program
@@ -44,53 +44,12 @@ _MAX_CHUNK_FLOATS = 1 << 22  # longer batches run in chunks so the buffers stay 
 _DENSE_FACTOR, _DENSE_SLACK = 4, 256
 
 
-# --- which ops are linear (probed from the table, so the fusion follows the rules) ---------------
-def _probe_linear(op: Op, n: int) -> tuple[float, ...] | None:
-    """The coefficients c with op(xs) == sum(c_i x_i) and constant derivatives c_i, or None."""
-    points = [(1.5, -2.25, 3.0)[:n], (-0.75, 4.0, 0.5)[:n]]
-    coeffs = None
-    for xs in points:
-        try:
-            out = op.forward(FLOAT, *xs)
-            cs = tuple(float(op.derivative(i)(FLOAT, 1.0, out, *xs)) for i in range(n))
-        except Exception:  # noqa: BLE001 - a rule that fails on plain floats is simply not linear
-            return None
-        if cs not in ((1.0,) * n, coeffs) and coeffs is not None:
-            return None
-        if any(c not in (1.0, -1.0) for c in cs) or out != sum(c * x for c, x in zip(cs, xs, strict=True)):
-            return None
-        coeffs = cs
-    return coeffs
-
-
-def _probe_bilinear(op: Op) -> bool:
-    """Whether op is a * b with the product rule (so sums of it can run as matrix products)."""
-    for a, b in [(1.5, -2.25), (-0.75, 4.0)]:
-        try:
-            out = op.forward(FLOAT, a, b)
-            if out != a * b or op.derivative(0)(FLOAT, 2.0, out, a, b) != 2.0 * b:
-                return False
-            if op.derivative(1)(FLOAT, 2.0, out, a, b) != 2.0 * a:
-                return False
-        except Exception:  # noqa: BLE001
-            return False
-    return True
-
-
-_LINEAR: dict[str, Any] = {}
-for _name in ("add", "sub", "neg"):
-    if _name in OPS:
-        _c = _probe_linear(OPS[_name], OPS[_name].arity or 1)
-        if _c is not None:
-            _LINEAR[_name] = _c
-_SUM_IS_LINEAR = "sum" in OPS and _probe_linear(OPS["sum"], 3) == (1.0, 1.0, 1.0)
-_MUL = "mul" if "mul" in OPS and _probe_bilinear(OPS["mul"]) else None
-
-
-def _coefficients(name: str, n: int) -> tuple[float, ...] | None:
-    if name == "sum":
-        return (1.0,) * n if _SUM_IS_LINEAR else None
-    return _LINEAR.get(name)
+# --- which ops are linear: declared by the table's rows (Op.linear, Op.bilinear) ------------------
+def _coefficients(op: Op, n: int) -> tuple[float, ...] | None:
+    """The coefficients c with op(xs) == sum(c_i x_i), as the row declares them, or None."""
+    if op.linear is None:
+        return None
+    return op.linear * n if op.arity is None else op.linear
 
 
 # --- rows of a buffer: how a group reads its operands and scatters gradients back ---------------
@@ -417,7 +376,7 @@ class BatchPlan:
         for ins in reversed(instructions):
             if ins.slot in absorbed:
                 continue
-            coeffs = _coefficients(ins.op.name, len(ins.args))
+            coeffs = _coefficients(ins.op, len(ins.args))
             if coeffs is None:
                 continue
             terms: list[tuple[float, int | None, int]] = []
@@ -427,7 +386,7 @@ class BatchPlan:
                 s, sign = stack.pop()
                 if s >= n_leaves and uses[s] == 1 and s not in outputs:
                     sub = instructions[s - n_leaves]
-                    sub_coeffs = _coefficients(sub.op.name, len(sub.args))
+                    sub_coeffs = _coefficients(sub.op, len(sub.args))
                     if sub_coeffs is not None:
                         took.append(s)
                         stack.extend(
@@ -435,7 +394,7 @@ class BatchPlan:
                             for a, c in zip(reversed(sub.args), reversed(sub_coeffs), strict=True)
                         )
                         continue
-                    if sub.op.name == _MUL:
+                    if sub.op.bilinear:
                         a, b = sub.args
                         if space[a] == U or space[b] == U:
                             w, c = (a, b) if space[a] == U else (b, a)

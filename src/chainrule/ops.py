@@ -19,7 +19,7 @@ as data propagate visibly, as in IEEE arithmetic, while log(-1) or sqrt(-2) rais
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import DomainError
@@ -40,7 +40,10 @@ class Op:
     invalid: Rule | None = None
     domain_text: str = ""  # the condition that `invalid` rejects the negation of, for messages
     error: type[Exception] = DomainError
-    tags: frozenset[str] = field(default_factory=frozenset)
+    # Declared algebra, read by the batch compiler to fuse sums of products into matrix products
+    # (tests/test_ops_table.py checks each declaration against the rules, so it cannot drift):
+    linear: tuple[float, ...] | None = None  # out = sum(c_i * x_i): the c_i (an n-ary op: one c for all)
+    bilinear: bool = False  # out = a * b, with the product rule as its derivatives
 
     def derivative(self, i: int) -> Rule:
         """The rule for input `i` (n-ary ops share one rule between all inputs)."""
@@ -67,7 +70,7 @@ class Op:
         if OPS.get(self.name) is self:
             return (_op_named, (self.name,))
         fields = (self.name, self.symbol, self.arity, self.forward, self.derivatives, self.doc)
-        return (Op, (*fields, self.invalid, self.domain_text, self.error, self.tags))
+        return (Op, (*fields, self.invalid, self.domain_text, self.error, self.linear, self.bilinear))
 
 
 def _show_offender(xs: tuple[Any, ...], bad: Any) -> str:
@@ -93,8 +96,10 @@ def _op(
     invalid: Rule | None = None,
     domain_text: str = "",
     error: type[Exception] = DomainError,
+    linear: tuple[float, ...] | None = None,
+    bilinear: bool = False,
 ) -> Op:
-    return Op(name, symbol, arity, forward, derivatives, doc, invalid, domain_text, error)
+    return Op(name, symbol, arity, forward, derivatives, doc, invalid, domain_text, error, linear, bilinear)
 
 
 # fmt: off
@@ -102,15 +107,15 @@ TABLE: tuple[Op, ...] = (
     _op("add", "+", 2, lambda m, a, b: a + b,
         lambda m, g, out, a, b: g,
         lambda m, g, out, a, b: g,
-        doc="a + b"),
+        doc="a + b", linear=(1.0, 1.0)),
     _op("sub", "-", 2, lambda m, a, b: a - b,
         lambda m, g, out, a, b: g,
         lambda m, g, out, a, b: -g,
-        doc="a - b"),
+        doc="a - b", linear=(1.0, -1.0)),
     _op("mul", "*", 2, lambda m, a, b: a * b,
         lambda m, g, out, a, b: g * b,
         lambda m, g, out, a, b: g * a,
-        doc="a * b"),
+        doc="a * b", bilinear=True),
     _op("truediv", "/", 2, lambda m, a, b: a / b,
         lambda m, g, out, a, b: g / b,
         lambda m, g, out, a, b: -g * out / b,
@@ -118,7 +123,7 @@ TABLE: tuple[Op, ...] = (
         invalid=lambda m, a, b: b == 0, domain_text="a non-zero divisor", error=ZeroDivisionError),
     _op("neg", "neg", 1, lambda m, a: -a,
         lambda m, g, out, a: -g,
-        doc="-a"),
+        doc="-a", linear=(-1.0,)),
     _op("pow", "**", 2, lambda m, a, b: m.pow(a, b),
         lambda m, g, out, a, b: g * m.power_rule(a, b),
         lambda m, g, out, a, b: g * m.xlogy(out, a),
@@ -159,7 +164,7 @@ TABLE: tuple[Op, ...] = (
         doc="|a|; its derivative at 0 is taken as 0, as PyTorch does"),
     _op("sum", "sum", None, lambda m, *xs: sum(xs),
         lambda m, g, out, *xs: g,
-        doc="a + b + c + ... as one node (not a chain of additions)"),
+        doc="a + b + c + ... as one node (not a chain of additions)", linear=(1.0,)),
 )
 # fmt: on
 
