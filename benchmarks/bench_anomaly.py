@@ -50,13 +50,13 @@ def run_mode(mode: str, repeat: int, steps: int) -> dict[str, object]:
     """Time the workload in this process, set up for `mode`; return the best time per step."""
     import chainrule.engine as engine
 
-    originals = (engine._node, engine._sweep_floats, engine._sweep_values)
+    originals = (engine._observer, engine._sweep_floats, engine._sweep_values)
     if mode in ("off", "on"):
         from chainrule import detect_anomaly
 
         with detect_anomaly():
             pass
-    untouched = (engine._node, engine._sweep_floats, engine._sweep_values) == originals
+    untouched = (engine._observer, engine._sweep_floats, engine._sweep_values) == originals
     if mode == "on":
         from chainrule import detect_anomaly
 

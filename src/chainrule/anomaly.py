@@ -6,14 +6,13 @@ operation whose *inputs are finite* but whose result is not raises `AnomalyError
 inputs and the line of your code that created the node. NaN or inf that you put into the data
 yourself is not an anomaly of any op: it propagates silently, as IEEE arithmetic says it should.
 
-It costs nothing when off. The engine creates every node through `chainrule.engine._node` and runs
-its backward sweeps through `chainrule.engine._sweep_floats` / `_sweep_values`; while a block is
-active those module globals are replaced by checking versions, and the originals are put back when
-the (outermost) block exits, also after an exception. Outside a block the engine runs exactly the
-code it runs when this module was never imported.
+It costs nothing when off. The engine has one declared seam for this, `chainrule.engine._observer`:
+while any thread is inside a block it holds an observer that sees every node an operation makes and
+picks the backward sweeps. The mode is per thread, as in PyTorch: the observer checks only the nodes
+and sweeps of the threads inside a block, and leaves the seam empty again when the last block in the
+process exits (also after an exception).
 
-Not thread-safe (neither is `no_grad()`), and it covers the eager `Value` engine, not compiled
-`Program`s.
+It covers the eager `Value` engine, not compiled `Program`s.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import linecache
 import math
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,9 +33,10 @@ from .ops import Op
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(engine.__file__)) + os.sep
 
-_active = 0  # nesting depth of detect_anomaly() blocks
-_saved: dict[str, Any] = {}  # the engine functions replaced while active
-# Where each node created inside the block was made, keyed by id(node). Keys are ids rather than
+_local = threading.local()  # .depth: nesting depth of detect_anomaly() blocks in this thread
+_lock = threading.Lock()
+_blocks = 0  # detect_anomaly() blocks open right now, in all threads together
+# Where each node created inside a block was made, keyed by id(node). Keys are ids rather than
 # nodes so that the block does not keep every node alive; an id is only reused after its node has
 # died, and the new node made in the block overwrites the entry, so a live node's entry is its own.
 _sites: dict[int, tuple[str, int, str]] = {}
@@ -64,48 +65,60 @@ class AnomalyError(FloatingPointError):
 @contextmanager
 def detect_anomaly() -> Iterator[None]:
     """Inside this block, the first op making NaN/inf from finite numbers raises AnomalyError."""
-    global _active
-    if _active == 0:
-        _saved.update(
-            _node=engine._node, _sweep_floats=engine._sweep_floats, _sweep_values=engine._sweep_values
-        )
-        engine._node = _checked_node
-        engine._sweep_floats = _checked_sweep_floats
-        engine._sweep_values = _checked_sweep_values
-    _active += 1
+    global _blocks
+    _local.depth = _depth() + 1
+    with _lock:
+        _blocks += 1
+        engine._observer = _OBSERVER
     try:
         yield
     finally:
-        _active -= 1
-        if _active == 0:
-            for name, original in _saved.items():
-                setattr(engine, name, original)
-            _saved.clear()
-            _sites.clear()
+        _local.depth -= 1
+        with _lock:
+            _blocks -= 1
+            if _blocks == 0:
+                engine._observer = None
+                _sites.clear()
+
+
+def _depth() -> int:
+    return getattr(_local, "depth", 0)
 
 
 def is_anomaly_enabled() -> bool:
-    """Whether a `detect_anomaly()` block is active."""
-    return _active > 0
+    """Whether a `detect_anomaly()` block is active in this thread."""
+    return _depth() > 0
 
 
-# --- forward: every node is checked as it is created ---------------------------------------------
-def _checked_node(op: Op, data: float, children: tuple[Value, ...], requires_grad: bool) -> Value:
-    if not math.isfinite(data) and all(math.isfinite(c.data) for c in children):
-        inputs = tuple(c.data for c in children)
-        site = _user_site()
-        raise AnomalyError(
-            f"detect_anomaly: {op.name} produced {data!r} from finite {_show(inputs)} "
-            f"in the forward pass\n{_describe(site, 'at')}",
-            op=op.name,
-            inputs=inputs,
-            output=data,
-            phase="forward",
-            site=site,
-        )
-    out = _saved["_node"](op, data, children, requires_grad)
-    _sites[id(out)] = _user_site()
-    return out
+class _Observer:
+    """What the engine's seam holds while some thread is inside `detect_anomaly()`."""
+
+    def created(self, node: Value, op: Op, inputs: tuple[float, ...]) -> None:
+        """Check a node just made by `op` from `inputs` (in threads inside a block only)."""
+        if not _depth():
+            return
+        data = node._data
+        if not math.isfinite(data) and all(math.isfinite(x) for x in inputs):
+            site = _user_site()
+            raise AnomalyError(
+                f"detect_anomaly: {op.name} produced {data!r} from finite {_show(inputs)} "
+                f"in the forward pass\n{_describe(site, 'at')}",
+                op=op.name,
+                inputs=inputs,
+                output=data,
+                phase="forward",
+                site=site,
+            )
+        _sites[id(node)] = _user_site()
+
+    def sweeps(self, floats: Any, values: Any) -> tuple[Any, Any]:
+        """The backward sweeps for this thread: the checking ones inside a block."""
+        if not _depth():
+            return floats, values
+        return _checked_sweep_floats, _checked_sweep_values
+
+
+_OBSERVER = _Observer()
 
 
 def _user_site() -> tuple[str, int, str]:
@@ -174,6 +187,11 @@ def _checked_sweep(order: list[Value], accumulate: bool, graph: bool) -> None:
                     node.grad += g
             op = node._fn
             if op is None:
+                continue
+            if op.hand_built:  # the user's own closure: run it as the engine does, then check it
+                if graph:
+                    raise engine._not_twice_error(node)
+                engine._hand_step(node, g)
                 continue
             children = node._prev
             out = node if graph else node.data

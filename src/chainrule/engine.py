@@ -5,31 +5,58 @@ table in `chainrule.ops`) and its inputs. `backward()` walks that graph from the
 leaves and applies each operation's derivative rules: the chain rule, one node at a time.
 
 Design notes, for the curious:
-- A node stores its op and its inputs, never a closure. Closures that capture their own output
-  make reference cycles, which only Python's cyclic garbage collector can free; without them a
-  graph is freed the moment its last reference goes, and the collector has nothing to untangle.
+- A node made by an operation stores the op and its inputs, never a closure. Closures that capture
+  their own output make reference cycles, which only Python's cyclic garbage collector can free;
+  without them a graph is freed the moment its last reference goes.
+- A node built by hand, as micrograd and the seed notebooks teach (`Value(x.data**3, (x,), "cube")`
+  and then `out._backward = closure`), works too: its op is a `HandBuilt` record holding the
+  closure, and `backward()` runs the closure in the middle of the same sweep.
 - The traversal is iterative, so a chain of a million nodes needs no recursion limit.
 - `backward()` computes a fresh gradient for every node (in the `_g` slot) and only then adds it
   to `.grad`, so calling it twice doubles every gradient exactly.
+- Threads: `no_grad()` is per thread; backward sweeps take one lock, because graphs built in
+  different threads may share parameters (and so their `_g` and `.grad`).
 """
 
 from __future__ import annotations
 
 import numbers
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from operator import attrgetter
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from .backends import FLOAT, VALUE
 from .errors import DomainError, PlaceholderError
-from .ops import OPS, Op
+from .ops import OPS, TABLE, Op
 
 Number = int | float
 Operand = Union["Value", int, float]
 
-_grad_enabled = True  # switched off inside `no_grad()`
+# --- grad mode, per thread ------------------------------------------------------------------------
+# `_grad_enabled` is the fast path every operation reads: True while no thread at all is inside
+# `no_grad()`. Only while some thread is, an operation asks its own thread (`_local.enabled`).
+_grad_enabled = True
+_local = threading.local()
+_mode_lock = threading.Lock()
+_threads_without_grad = 0  # no_grad() blocks open right now, in all threads together
+
+# One lock for every backward sweep: two graphs may share parameters, whose `_g` scratch slot and
+# `.grad` would otherwise be written by two sweeps at once.
+GRAD_LOCK = threading.RLock()
+
+# The engine's one seam for instrumentation (chainrule.anomaly): None, or an object whose
+# `created(node, op, inputs)` sees every node an operation makes, and whose `sweeps(floats, values)`
+# returns the backward sweeps to use (checking versions, in the threads that asked for them).
+# Reading one module global per node is all it costs when unused.
+_observer: Any = None
+
+
+def _recording() -> bool:
+    """Whether operations in this thread record a graph (the slow path of the grad-mode check)."""
+    return getattr(_local, "enabled", True)
 
 
 def _is_real(x: Any) -> bool:
@@ -43,22 +70,21 @@ def _is_real(x: Any) -> bool:
 
 def _to_float(x: Any, what: str) -> float:
     """`x` as a float if it is a real number (int, float, bool, numpy scalar), else a TypeError."""
+    if type(x) is float:
+        return x
     if _is_real(x):
-        return float(x)
+        try:
+            return float(x)
+        except OverflowError:
+            raise OverflowError(f"{what}: {x} is too large for a float (at most about 1.8e308)") from None
     raise TypeError(f"{what} needs a real number, got {type(x).__name__}: {x!r}")
-
-
-_ADD, _SUB, _MUL, _DIV, _POW = OPS["add"], OPS["sub"], OPS["mul"], OPS["truediv"], OPS["pow"]
-_NEG, _ABS, _EXP, _LOG, _TANH = OPS["neg"], OPS["abs"], OPS["exp"], OPS["log"], OPS["tanh"]
-_RELU, _SIGMOID, _SOFTPLUS = OPS["relu"], OPS["sigmoid"], OPS["softplus"]
-_SIN, _COS, _SQRT, _SUM = OPS["sin"], OPS["cos"], OPS["sqrt"], OPS["sum"]
 
 
 def _operator(op: Op, reflected: bool) -> Callable[[Value, Any], Value]:
     """Value's method for the two-input op `op`: `__mul__`, or `__rmul__` when `reflected`."""
-    # One function per operator, rather than every operator calling a shared helper, saves a call
-    # per node on the hottest path of the engine (a third of the time of `a * b`). The op's rules
-    # stay in the table; this only wires them to Python's operators.
+    # One function per operator, with the node built right here rather than by a shared helper,
+    # saves two calls per node on the hottest path of the engine. The op's rules stay in the table;
+    # this only wires them to Python's operators.
     forward = op.forward
     check = op.check if op.invalid is not None else None
 
@@ -70,13 +96,27 @@ def _operator(op: Op, reflected: bool) -> Callable[[Value, Any], Value]:
             other = number
         a, b = (other, self) if reflected else (self, other)
         try:
-            x = a.data
-            y = b.data
-        except PlaceholderError:
+            x = a._data
+            y = b._data
+        except AttributeError:  # a placeholder (or a node computed from one) has no data yet
             return _symbolic(op, (a, b))
         if check is not None:
             check(FLOAT, x, y)
-        return _node(op, forward(FLOAT, x, y), (a, b), a.requires_grad or b.requires_grad)
+        out = _new(Value)
+        out._data = forward(FLOAT, x, y)
+        out.grad = 0.0
+        out.label = ""
+        if _grad_enabled or _recording():
+            out.requires_grad = a.requires_grad or b.requires_grad
+            out._a = a
+            out._b = b
+            out._fn = op
+        else:
+            out.requires_grad = False
+            out._a = out._b = out._fn = None
+        if _observer is not None:
+            _observer.created(out, op, (x, y))
+        return out
 
     name = f"__{'r' if reflected else ''}{op.name}__"
     method.__name__ = name
@@ -85,23 +125,138 @@ def _operator(op: Op, reflected: bool) -> Callable[[Value, Any], Value]:
     return method
 
 
+def _unary(op: Op) -> Callable[[Value], Value]:
+    """Value's method for the one-input op `op` (`v.tanh()`, `-v`, `abs(v)`), made from its row."""
+    forward = op.forward
+    check = op.check if op.invalid is not None else None
+
+    def method(self: Value) -> Value:
+        try:
+            x = self._data
+        except AttributeError:
+            return _symbolic(op, (self,))
+        if check is not None:
+            check(FLOAT, x)
+        out = _new(Value)
+        out._data = forward(FLOAT, x)
+        out.grad = 0.0
+        out.label = ""
+        if _grad_enabled or _recording():
+            out.requires_grad = self.requires_grad
+            out._a = self
+            out._b = None
+            out._fn = op
+        else:
+            out.requires_grad = False
+            out._a = out._b = out._fn = None
+        if _observer is not None:
+            _observer.created(out, op, (x,))
+        return out
+
+    method.__name__ = op.method
+    method.__qualname__ = f"Value.{op.method}"
+    method.__doc__ = op.doc + (f"; a {op.error.__name__} unless {op.domain_text}" if op.invalid else "")
+    return method
+
+
+class HandBuilt:
+    """The op of a node built by hand: its symbol, and the `_backward` closure its author wrote.
+
+    `Value(x.data ** 3, (x,), "cube")` makes one; `out._backward = closure` fills it in. The closure
+    follows micrograd: it reads `out.grad` and adds into the children's `.grad`.
+    """
+
+    __slots__ = ("symbol", "backward")
+    hand_built: ClassVar[bool] = True
+    arity: ClassVar[None] = None
+
+    def __init__(self, symbol: str, backward: Callable[[], Any] | None = None) -> None:
+        self.symbol = symbol
+        self.backward = backward
+
+    @property
+    def name(self) -> str:
+        """How messages name the op: its symbol, or 'a hand-built op' if it has none."""
+        return self.symbol or "a hand-built op"
+
+    def __repr__(self) -> str:
+        return f"HandBuilt({self.symbol!r})"
+
+
+_CHILDREN_TYPES = (tuple, list, set, frozenset)
+
+
 class Value:
-    """A scalar that records the operations applied to it, so gradients can flow back."""
+    """A scalar that records the operations applied to it, so gradients can flow back.
+
+    `Value(data, _children=(), _op="", label="", *, requires_grad=True, grad=0.0)`: micrograd's
+    signature. Also `Value(2.0, "a")` (label second, as seed 000 writes it). Giving children makes a
+    node built by hand, whose `_backward` you write yourself (see `HandBuilt`).
+    """
 
     # The inputs live in two slots rather than in a `_prev` tuple: one object per node instead of two
     # halves the work of Python's cyclic garbage collector, which visits every container object
     # while a graph is being built (see docs/performance.md). `_prev` is rebuilt on demand.
-    #   leaf: _a = _b = None;  one input: _a = x, _b = None;  two: _a, _b;  n-ary: _a = tuple, _b = _MANY
-    __slots__ = ("data", "grad", "label", "requires_grad", "_a", "_b", "_fn", "_g")
+    #   leaf: _a = _b = None;  one input: _a = x, _b = None;  two: _a, _b;
+    #   n-ary or hand-built: _a = tuple of inputs, _b = _MANY
+    __slots__ = ("_data", "grad", "label", "requires_grad", "_a", "_b", "_fn", "_g")
 
-    def __init__(self, data: Number, label: str = "", requires_grad: bool = True) -> None:
-        self.data: float = data if type(data) is float else _to_float(data, "Value")
-        self.grad: Any = 0.0
+    def __init__(
+        self,
+        data: Number,
+        _children: Iterable[Value] | str = (),
+        _op: str = "",
+        label: str = "",
+        *,
+        requires_grad: bool = True,
+        grad: Number = 0.0,
+    ) -> None:
+        self._data = data if type(data) is float else _to_float(data, "Value")
+        if type(_children) is str:  # seed 000's Value(2.0, "a"): the label comes second
+            if label:
+                raise TypeError(f"Value: the label is given twice ({_children!r} and {label!r})")
+            if _op != "":
+                raise TypeError(
+                    f"Value: after a label given second ({_children!r}), pass children and op as "
+                    f"keywords (_children=..., _op=...), got {_op!r}"
+                )
+            label, _children = _children, ()
+        if type(label) is not str:
+            raise TypeError(f"Value: label must be a str, got {type(label).__name__}: {label!r}")
+        if type(_op) is not str:
+            raise TypeError(f"Value: _op must be a str, got {type(_op).__name__}: {_op!r}")
+        if type(requires_grad) is not bool:
+            np = sys.modules.get("numpy")
+            if np is None or not isinstance(requires_grad, np.bool_):
+                raise TypeError(
+                    f"Value: requires_grad must be True or False, got "
+                    f"{type(requires_grad).__name__}: {requires_grad!r}"
+                )
+            requires_grad = bool(requires_grad)
+        self.grad: Any = 0.0 if grad == 0.0 and type(grad) is float else _to_float(grad, "Value(grad=...)")
         self.label = label
-        self.requires_grad = requires_grad
         self._a: Any = None
         self._b: Any = None
-        self._fn: Op | None = None
+        self._fn: Op | HandBuilt | None = None
+        if _children == ():
+            if _op:  # micrograd allows an op on a node without children: a hand-built node of none
+                self._a, self._b, self._fn = (), _MANY, HandBuilt(_op)
+            self.requires_grad = requires_grad
+            return
+        children = _check_children(_children)
+        if _grad_enabled or _recording():
+            self._a, self._b, self._fn = children, _MANY, HandBuilt(_op)
+            self.requires_grad = requires_grad and any(c.requires_grad for c in children)
+        else:
+            self.requires_grad = False
+
+    # `data` is always a Python float: assigning a numpy float32 (or an int) converts it, so one
+    # stray assignment cannot turn later results into float32. Inside the engine `_data` is read
+    # directly; `data` is the public face, read through a C-level getter.
+    def _set_data(self, value: Number) -> None:
+        self._data = value if type(value) is float else _to_float(value, "Value.data")
+
+    data = property(attrgetter("_data"), _set_data, doc="The number this node holds (a float).")
 
     @property
     def _prev(self) -> tuple[Value, ...]:
@@ -130,66 +285,44 @@ class Value:
         """The symbol of the op that made this node ('' for a leaf), as micrograd names it."""
         return self._fn.symbol if self._fn is not None else ""
 
+    @property
+    def _backward(self) -> Callable[[], None]:
+        """micrograd's one step of backprop: push this node's `.grad` into its inputs' `.grad`.
+
+        Call it node by node to do backpropagation by hand. On a node made by an operation it applies
+        the op's derivative rules from the table; on a node built by hand it is the closure you gave.
+        """
+        fn = self._fn
+        if fn is None:
+            return _nothing
+        if fn.hand_built:
+            return fn.backward if fn.backward is not None else _MissingBackward(self)
+        return _StepBack(self)
+
+    @_backward.setter
+    def _backward(self, closure: Callable[[], None]) -> None:
+        if not callable(closure):
+            raise TypeError(f"_backward must be a function of no arguments, got {type(closure).__name__}")
+        fn = self._fn
+        if fn is not None and fn.hand_built:
+            fn.backward = closure
+            return
+        # A leaf, or a node an operation made: from now on it is built by hand, and your closure
+        # replaces the table's rule for it.
+        children = self._prev
+        self._a, self._b, self._fn = children, _MANY, HandBuilt(self._op, closure)
+
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data}, grad={self.grad}{label})"
 
-    # --- arithmetic: each operator is one row of the table ------------------------------------
-    __add__ = _operator(_ADD, reflected=False)
-    __radd__ = _operator(_ADD, reflected=True)
-    __sub__ = _operator(_SUB, reflected=False)
-    __rsub__ = _operator(_SUB, reflected=True)
-    __mul__ = _operator(_MUL, reflected=False)
-    __rmul__ = _operator(_MUL, reflected=True)
-    __truediv__ = _operator(_DIV, reflected=False)
-    __rtruediv__ = _operator(_DIV, reflected=True)
-    __pow__ = _operator(_POW, reflected=False)  # a number or a Value exponent
-    __rpow__ = _operator(_POW, reflected=True)
-
-    def __neg__(self) -> Value:
-        return _apply1(_NEG, self)
+    # --- arithmetic: each operator and method is one row of the table ---------------------------
+    # Two-input rows become an operator and its reflected form (__mul__, __rmul__); one-input rows
+    # become the method their row names (`Op.method`: tanh, exp, ..., __neg__, __abs__). They are
+    # attached right after the class, from `TABLE`.
 
     def __pos__(self) -> Value:
         return self
-
-    def __abs__(self) -> Value:
-        return _apply1(_ABS, self)
-
-    def exp(self) -> Value:
-        """e ** self."""
-        return _apply1(_EXP, self)
-
-    def log(self) -> Value:
-        """Natural logarithm; a DomainError for self <= 0."""
-        return _apply1(_LOG, self)
-
-    def tanh(self) -> Value:
-        """Hyperbolic tangent."""
-        return _apply1(_TANH, self)
-
-    def relu(self) -> Value:
-        """max(self, 0)."""
-        return _apply1(_RELU, self)
-
-    def sigmoid(self) -> Value:
-        """1 / (1 + e ** -self), stable for large |self|."""
-        return _apply1(_SIGMOID, self)
-
-    def softplus(self) -> Value:
-        """log(1 + e ** self), stable for large |self|."""
-        return _apply1(_SOFTPLUS, self)
-
-    def sin(self) -> Value:
-        """Sine."""
-        return _apply1(_SIN, self)
-
-    def cos(self) -> Value:
-        """Cosine."""
-        return _apply1(_COS, self)
-
-    def sqrt(self) -> Value:
-        """Square root; a DomainError for self < 0."""
-        return _apply1(_SQRT, self)
 
     # --- comparisons look at the data (equality stays identity, as in micrograd) ---------------
     def __lt__(self, other: Operand) -> bool:
@@ -218,6 +351,13 @@ class Value:
         """The data as a float (PyTorch's spelling of `.data`)."""
         return self.data
 
+    # --- copying: iterative, so that a long chain copies without recursion ---------------------
+    def __deepcopy__(self, memo: dict[int, Any]) -> Value:
+        return _copy_graph(self, memo)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return _graph_reduce(self)
+
     # --- gradients ----------------------------------------------------------------------------
     def backward(self, create_graph: bool = False) -> None:
         """Add d(self)/d(node) into `.grad` of every node of the graph below self.
@@ -233,11 +373,84 @@ class Value:
             node.grad = 0.0
 
 
+def _attach_table_methods(cls: type, binary: Callable[..., Any], unary: Callable[..., Any]) -> None:
+    """Give `cls` an operator or method for every row of the table (also used by `Tensor`)."""
+    for op in TABLE:
+        if op.arity == 2:
+            setattr(cls, f"__{op.name}__", binary(op, reflected=False))
+            setattr(cls, f"__r{op.name}__", binary(op, reflected=True))
+        elif op.arity == 1:
+            setattr(cls, op.method, unary(op))
+
+
+_attach_table_methods(Value, _operator, _unary)
+
 _new = object.__new__
 
 
+def _nothing() -> None:
+    """A leaf's `_backward`: there is nothing below it to push a gradient into."""
+
+
+class _StepBack:
+    """`node._backward` for a node made by an operation: one step of the chain rule, by hand."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Value) -> None:
+        self.node = node
+
+    def __call__(self) -> None:
+        node = self.node
+        op, children, g = node._fn, node._prev, node.grad
+        graph = isinstance(g, Value)  # after backward(create_graph=True) gradients are Values
+        m, out = (VALUE, node) if graph else (FLOAT, node.data)
+        xs = children if graph else [c.data for c in children]
+        try:
+            for i, child in enumerate(children):
+                if child.requires_grad:
+                    child.grad = child.grad + op.derivative(i)(m, g, out, *xs)
+        except (ArithmeticError, ValueError) as exc:
+            _explain_failed_rule(exc, node)
+
+
+class _MissingBackward:
+    """`node._backward` of a node built by hand before its closure was given: says what to do."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Value) -> None:
+        self.node = node
+
+    def __call__(self) -> None:
+        raise _no_backward_error(self.node)
+
+
+def _no_backward_error(node: Value) -> TypeError:
+    what = f"{node!r} (op {node._op!r})" if node._op else repr(node)
+    return TypeError(
+        f"backward: {what} was built by hand from {len(node._prev)} input(s) but has no _backward: "
+        f"give it one (def _backward(): ...; node._backward = _backward, adding into each input's "
+        f".grad as micrograd does), or define the operation with chainrule.defop"
+    )
+
+
+def _check_children(children: Any) -> tuple[Value, ...]:
+    """The children given to a hand-built node, as a tuple of Values, or a TypeError naming the problem."""
+    if not isinstance(children, _CHILDREN_TYPES):
+        raise TypeError(
+            f"Value: _children must be a tuple, list or set of Values, got "
+            f"{type(children).__name__}: {children!r}"
+        )
+    children = tuple(children)
+    for i, child in enumerate(children):
+        if not isinstance(child, Value):
+            raise TypeError(f"Value: _children[{i}] must be a Value, got {type(child).__name__}: {child!r}")
+    return children
+
+
 class _Many:
-    """The type of `_MANY`, the marker in a node's `_b` slot saying `_a` holds an n-ary op's inputs."""
+    """The type of `_MANY`, the marker in a node's `_b` slot saying `_a` holds a tuple of inputs."""
 
     __slots__ = ()
 
@@ -262,45 +475,19 @@ def constant(x: Operand) -> Value:
     return Value(x, requires_grad=False)
 
 
-def _node(op: Op, data: float, children: tuple[Value, ...], requires_grad: bool) -> Value:
-    """A new graph node holding `data`, made by `op` from `children`."""
-    # Built slot by slot rather than through __init__: this is the hottest path in chainrule.
-    out = _new(Value)
-    out.data = data
-    out.grad = 0.0
-    out.label = ""
-    if _grad_enabled:
-        out.requires_grad = requires_grad
-        # Stored by the op's arity (not the number of inputs), so the backward sweep can rely on it.
-        if op.arity == 2:
-            out._a, out._b = children
-        elif op.arity == 1:
-            out._a = children[0]
-            out._b = None
-        else:
-            out._a = children
-            out._b = _MANY
-        out._fn = op
-    else:
-        out.requires_grad = False
-        out._a = out._b = None
-        out._fn = None
-    return out
-
-
 def _leaf(x: Any) -> Value | None:
     """A plain number as a constant Value (no gradient); None if `x` is not a real number."""
-    if type(x) is not float:
-        if not _is_real(x):
+    t = type(x)
+    if t is not float:
+        if t is not int and not _is_real(x):
             return None
-        x = float(x)
+        x = _to_float(x, "Value")
     out = _new(Value)
-    out.data = x
+    out._data = x
     out.grad = 0.0
     out.label = ""
     out.requires_grad = False
-    out._a = out._b = None
-    out._fn = None
+    out._a = out._b = out._fn = None
     return out
 
 
@@ -319,16 +506,6 @@ def _not_a_number(op: Op, x: Any) -> Any:
     return NotImplemented
 
 
-def _apply1(op: Op, a: Value) -> Value:
-    try:
-        x = a.data
-    except PlaceholderError:
-        return _symbolic(op, (a,))
-    if op.invalid is not None:
-        op.check(FLOAT, x)
-    return _node(op, op.forward(FLOAT, x), (a,), a.requires_grad)
-
-
 def apply(op: Op, *children: Value) -> Value:
     """Run `op` forward on the data of `children` and record the result as a graph node."""
     return _apply(op, children)
@@ -336,12 +513,34 @@ def apply(op: Op, *children: Value) -> Value:
 
 def _apply(op: Op, children: tuple[Value, ...]) -> Value:
     try:
-        xs = [c.data for c in children]
-    except PlaceholderError:
+        xs = [c._data for c in children]
+    except AttributeError:
         return _symbolic(op, children)
     if op.invalid is not None:
         op.check(FLOAT, *xs)
-    return _node(op, op.forward(FLOAT, *xs), children, any(map(_requires_grad, children)))
+    data = op.forward(FLOAT, *xs)
+    if type(data) is not float:  # a rule defined with defop may give an int or a numpy scalar
+        data = _to_float(data, op.name)
+    out = _new(Value)
+    out._data = data
+    out.grad = 0.0
+    out.label = ""
+    if _grad_enabled or _recording():
+        out.requires_grad = any(map(_requires_grad, children))
+        out._fn = op
+        # Stored by the op's arity (not the number of inputs), so the backward sweep can rely on it.
+        if op.arity == 2:
+            out._a, out._b = children
+        elif op.arity == 1:
+            out._a, out._b = children[0], None
+        else:
+            out._a, out._b = children, _MANY
+    else:
+        out.requires_grad = False
+        out._a = out._b = out._fn = None
+    if _observer is not None:
+        _observer.created(out, op, tuple(xs))
+    return out
 
 
 _requires_grad = attrgetter("requires_grad")
@@ -356,6 +555,9 @@ def sum(values: Iterable[Operand]) -> Value:  # noqa: A001 - chainrule.sum, like
     if not children:
         return Value(0.0, requires_grad=False)
     return _apply(_SUM, children)
+
+
+_SUM = OPS["sum"]
 
 
 # --- placeholders (define-then-run): nodes with no data yet ----------------------------------
@@ -384,8 +586,8 @@ class Symbolic(Value):
 
     @property  # type: ignore[override]
     def data(self) -> float:
-        # Every op on a Symbolic reads .data and catches this error, so the message (which walks the
-        # graph to name the placeholders) is only built if someone actually reads it.
+        # Operations read the `_data` slot, which a Symbolic never has, so they never get here; this
+        # error's message (which walks the graph to name the placeholders) is built only when shown.
         raise _NoData(self)
 
     @data.setter
@@ -495,23 +697,29 @@ def backprop(root: Value, accumulate: bool, create_graph: bool = False) -> list[
     gradient into `node.grad`. With `create_graph`, the rules run on `Value`s (the VALUE backend)
     so the gradients are graph nodes themselves; otherwise they run on floats.
     """
+    if isinstance(root, Symbolic):
+        root.data  # noqa: B018 - raises the error that names the placeholders
     if not root.requires_grad:
         raise ValueError(
             "backward: this Value does not require grad (it was made from constants, "
             "requires_grad=False, or inside chainrule.no_grad())"
         )
-    order = topological_order(root, only_requiring_grad=True)
-    if create_graph:
-        for node in order:
-            node._g = None
-        root._g = Value(1.0, requires_grad=False)
-        with _enable_grad():
-            _sweep_values(order, accumulate)
-    else:
-        for node in order:
-            node._g = 0.0
-        root._g = 1.0
-        _sweep_floats(order, accumulate)
+    sweep_floats, sweep_values = _sweep_floats, _sweep_values
+    if _observer is not None:  # chainrule.anomaly: checking sweeps, in the threads that ask for them
+        sweep_floats, sweep_values = _observer.sweeps(sweep_floats, sweep_values)
+    with GRAD_LOCK:
+        order = topological_order(root, only_requiring_grad=True)
+        if create_graph:
+            for node in order:
+                node._g = None
+            root._g = Value(1.0, requires_grad=False)
+            with enable_grad():
+                sweep_values(order, accumulate)
+        else:
+            for node in order:
+                node._g = 0.0
+            root._g = 1.0
+            sweep_floats(order, accumulate)
     return order
 
 
@@ -532,25 +740,58 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
             b = node._b
             if b is None:  # one input
                 if a.requires_grad:  # False if it was switched off after the graph was built
-                    a._g += op.derivatives[0](m, g, node.data, a.data)
+                    a._g += op.derivatives[0](m, g, node._data, a._data)
             elif b is not _MANY:  # two inputs
-                out = node.data
-                x = a.data
-                y = b.data
+                out = node._data
+                x = a._data
+                y = b._data
                 da, db = op.derivatives
                 if a.requires_grad:
                     a._g += da(m, g, out, x, y)
                 if b.requires_grad:
                     b._g += db(m, g, out, x, y)
+            elif op.hand_built:
+                _hand_step(node, g)
             else:
                 # An n-ary op has one rule for all inputs, and the rule is not told which input it is
                 # for, so its value is the same for each: compute it once.
-                d = op.derivatives[0](m, g, node.data, *[c.data for c in a])
+                d = op.derivatives[0](m, g, node._data, *[c._data for c in a])
                 for child in a:
                     if child.requires_grad:
                         child._g += d
     except (ArithmeticError, ValueError) as exc:
         _explain_failed_rule(exc, node)
+
+
+def _hand_step(node: Value, g: float) -> None:
+    """Run a hand-built node's `_backward` closure for gradient `g`, adding its result into `_g`.
+
+    The closure speaks micrograd: it reads `node.grad` and adds into its children's `.grad`. So for
+    the length of the call, `node.grad` holds `g` and each child's `.grad` starts from 0; what the
+    closure adds is the child's contribution. Every `.grad` is then put back as it was, so this sweep
+    keeps its own semantics (twice doubles, each path counted once) whatever the closure does.
+    """
+    closure = node._fn.backward
+    children = tuple(dict.fromkeys(node._a))  # a child given twice is one child with one .grad
+    if closure is None:
+        if not children:
+            return
+        raise _no_backward_error(node)
+    saved = [child.grad for child in children]
+    own = node.grad
+    for child in children:
+        child.grad = 0.0
+    node.grad = g
+    try:
+        closure()
+        contributions = [child.grad for child in children]
+    finally:
+        node.grad = own
+        for child, grad in zip(children, saved, strict=True):
+            child.grad = grad
+    for child, d in zip(children, contributions, strict=True):
+        if child.requires_grad:
+            child._g += d if type(d) is float else _to_float(d, f"the _backward of {node._fn.name}")
 
 
 def _sweep_values(order: list[Value], accumulate: bool) -> None:
@@ -568,6 +809,8 @@ def _sweep_values(order: list[Value], accumulate: bool) -> None:
             op = node._fn
             if op is None:
                 continue
+            if op.hand_built:
+                raise _not_twice_error(node)
             for i, child in enumerate(node._prev):
                 if child.requires_grad:
                     d = op.derivative(i)(m, g, node, *node._prev)
@@ -576,9 +819,17 @@ def _sweep_values(order: list[Value], accumulate: bool) -> None:
         _explain_failed_rule(exc, node)
 
 
+def _not_twice_error(node: Value) -> TypeError:
+    return TypeError(
+        f"backward(create_graph=True): {node!r} was built by hand (op {node._fn.name!r}); its _backward "
+        f"works on numbers, so its gradient cannot be differentiated again. Define the operation with "
+        f"chainrule.defop, whose rules also run on Values"
+    )
+
+
 def _explain_failed_rule(exc: Exception, node: Value | None) -> None:
     """Re-raise an arithmetic failure inside a derivative rule as a DomainError naming the op."""
-    if isinstance(exc, DomainError) or node is None or node._fn is None:
+    if isinstance(exc, DomainError) or node is None or node._fn is None or node._fn.hand_built:
         raise exc
     inputs = tuple(c.data for c in node._prev)
     raise DomainError(
@@ -590,25 +841,115 @@ def _explain_failed_rule(exc: Exception, node: Value | None) -> None:
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Inside this block, operations compute values but record no graph (as in PyTorch)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    """Inside this block, operations in this thread compute values but record no graph (as in PyTorch)."""
+    global _grad_enabled, _threads_without_grad
+    previous = _recording()
+    _local.enabled = False
+    with _mode_lock:
+        _threads_without_grad += 1
+        _grad_enabled = False
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _local.enabled = previous
+        with _mode_lock:
+            _threads_without_grad -= 1
+            _grad_enabled = _threads_without_grad == 0
 
 
 @contextmanager
-def _enable_grad() -> Iterator[None]:
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
+def enable_grad() -> Iterator[None]:
+    """Inside this block, operations in this thread record a graph again (also inside `no_grad()`)."""
+    previous = _recording()
+    _local.enabled = True
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _local.enabled = previous
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations currently record a graph (False inside `no_grad()`)."""
-    return _grad_enabled
+    """Whether operations in this thread record a graph (False inside `no_grad()`)."""
+    return _recording()
+
+
+# --- copying and pickling a graph without recursion --------------------------------------------
+# Python's own deepcopy and pickle follow references recursively: a chain of a few hundred nodes
+# would exhaust the recursion limit. A graph is copied node by node in topological order instead.
+
+
+def _copy_graph(root: Value, memo: dict[int, Any]) -> Value:
+    """A deep copy of the graph below `root` (nodes already in `memo` are reused, as deepcopy does)."""
+    import copy
+
+    for node in topological_order(root):
+        if id(node) in memo:
+            continue
+        twin = _new(type(node))
+        if not isinstance(node, Symbolic):
+            twin._data = node._data
+        twin.grad = node.grad if type(node.grad) is float else copy.deepcopy(node.grad, memo)
+        twin.label = node.label
+        twin.requires_grad = node.requires_grad
+        fn = node._fn
+        twin._fn = HandBuilt(fn.symbol, fn.backward) if fn is not None and fn.hand_built else fn
+        twin._a, twin._b = _twin_inputs(node, memo)
+        memo[id(node)] = twin
+    return memo[id(root)]
+
+
+def _twin_inputs(node: Value, memo: dict[int, Any]) -> tuple[Any, Any]:
+    """The copy's `_a`, `_b` slots: the same layout, pointing at the inputs' copies."""
+    a, b = node._a, node._b
+    if a is None:
+        return None, None
+    if b is _MANY:
+        return tuple(memo[id(c)] for c in a), _MANY
+    return memo[id(a)], (None if b is None else memo[id(b)])
+
+
+def _graph_reduce(root: Value) -> tuple[Any, ...]:
+    """How a Value pickles: its whole graph as one flat list, rebuilt by `_rebuild_graph`."""
+    order = topological_order(root)
+    index = {node: i for i, node in enumerate(order)}
+    rows = []
+    for node in order:
+        symbolic = isinstance(node, Symbolic)
+        fn = node._fn
+        if fn is not None and fn.hand_built:
+            fn = ("hand-built", fn.symbol, fn.backward)
+        rows.append(
+            (
+                None if symbolic else node._data,
+                node.grad,
+                node.label,
+                node.requires_grad,
+                fn,
+                None if node._a is None else tuple(index[c] for c in node._prev),
+                node._b is _MANY,
+                symbolic,
+            )
+        )
+    return (_rebuild_graph, (rows,))
+
+
+def _rebuild_graph(rows: list[tuple[Any, ...]]) -> Value:
+    """The graph `_graph_reduce` flattened, rebuilt; returns its root (the last row)."""
+    nodes: list[Value] = []
+    for data, grad, label, requires_grad, fn, inputs, many, symbolic in rows:
+        node = _new(Symbolic if symbolic else Value)
+        if not symbolic:
+            node._data = data
+        node.grad, node.label, node.requires_grad = grad, label, requires_grad
+        if isinstance(fn, tuple):  # a hand-built op: ("hand-built", symbol, closure)
+            fn = HandBuilt(fn[1], fn[2])
+        node._fn = fn
+        node._a = node._b = None
+        if inputs is not None:
+            children = tuple(nodes[i] for i in inputs)
+            if many:
+                node._a, node._b = children, _MANY
+            else:
+                node._prev = children
+        nodes.append(node)
+    return nodes[-1]

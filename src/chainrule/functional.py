@@ -98,18 +98,17 @@ class _Call:
         self.graph = _depth > 0 or any(isinstance(a, Value) for a in args)
         call_args = list(args)
         # grad() asks for gradients, so it records a graph even inside no_grad() (as torch.func does).
-        enabled, engine._grad_enabled = engine._grad_enabled, True
         _depth += 1
         try:
-            self.leaves: dict[int, Value] = {}
-            for i in self.positions:
-                if i not in self.leaves:
-                    self.leaves[i] = self._stand_in(args[i])
-                call_args[i] = self.leaves[i]
-            self.out = f(*call_args, **kwargs)
+            with engine.enable_grad():
+                self.leaves: dict[int, Value] = {}
+                for i in self.positions:
+                    if i not in self.leaves:
+                        self.leaves[i] = self._stand_in(args[i])
+                    call_args[i] = self.leaves[i]
+                self.out = f(*call_args, **kwargs)
         finally:
             _depth -= 1
-            engine._grad_enabled = enabled
 
     def _stand_in(self, x: Any) -> Value:
         if not isinstance(x, Value):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import DomainError
 
@@ -44,6 +44,14 @@ class Op:
     # (tests/test_ops_table.py checks each declaration against the rules, so it cannot drift):
     linear: tuple[float, ...] | None = None  # out = sum(c_i * x_i): the c_i (an n-ary op: one c for all)
     bilinear: bool = False  # out = a * b, with the product rule as its derivatives
+    # The Value/Tensor method a one-input row becomes ("" means its name: `v.tanh()`); two-input rows
+    # become the operator `__<name>__` and its reflected form.
+    method: str = ""
+    hand_built: ClassVar[bool] = False  # a table row, not a node's hand-written `_backward`
+
+    def __post_init__(self) -> None:
+        if not self.method:
+            object.__setattr__(self, "method", self.name)
 
     def derivative(self, i: int) -> Rule:
         """The rule for input `i` (n-ary ops share one rule between all inputs)."""
@@ -70,7 +78,8 @@ class Op:
         if OPS.get(self.name) is self:
             return (_op_named, (self.name,))
         fields = (self.name, self.symbol, self.arity, self.forward, self.derivatives, self.doc)
-        return (Op, (*fields, self.invalid, self.domain_text, self.error, self.linear, self.bilinear))
+        extra = (self.invalid, self.domain_text, self.error, self.linear, self.bilinear, self.method)
+        return (Op, (*fields, *extra))
 
 
 def _show_offender(xs: tuple[Any, ...], bad: Any) -> str:
@@ -98,8 +107,11 @@ def _op(
     error: type[Exception] = DomainError,
     linear: tuple[float, ...] | None = None,
     bilinear: bool = False,
+    method: str = "",
 ) -> Op:
-    return Op(name, symbol, arity, forward, derivatives, doc, invalid, domain_text, error, linear, bilinear)
+    return Op(
+        name, symbol, arity, forward, derivatives, doc, invalid, domain_text, error, linear, bilinear, method
+    )
 
 
 # fmt: off
@@ -123,7 +135,7 @@ TABLE: tuple[Op, ...] = (
         invalid=lambda m, a, b: b == 0, domain_text="a non-zero divisor", error=ZeroDivisionError),
     _op("neg", "neg", 1, lambda m, a: -a,
         lambda m, g, out, a: -g,
-        doc="-a", linear=(-1.0,)),
+        doc="-a", linear=(-1.0,), method="__neg__"),
     _op("pow", "**", 2, lambda m, a, b: m.pow(a, b),
         lambda m, g, out, a, b: g * m.power_rule(a, b),
         lambda m, g, out, a, b: g * m.xlogy(out, a),
@@ -161,7 +173,7 @@ TABLE: tuple[Op, ...] = (
         invalid=lambda m, a: a < 0, domain_text="x >= 0"),
     _op("abs", "abs", 1, lambda m, a: m.abs(a),
         lambda m, g, out, a: g * m.sign(a),
-        doc="|a|; its derivative at 0 is taken as 0, as PyTorch does"),
+        doc="|a|; its derivative at 0 is taken as 0, as PyTorch does", method="__abs__"),
     _op("sum", "sum", None, lambda m, *xs: sum(xs),
         lambda m, g, out, *xs: g,
         doc="a + b + c + ... as one node (not a chain of additions)", linear=(1.0,)),
