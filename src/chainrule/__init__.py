@@ -4,10 +4,9 @@ The eager engine (`Value`, `no_grad`, ...) is imported at once and needs nothing
 rest is loaded on first use, so `import chainrule` stays fast and free of optional dependencies.
 """
 
-from importlib import import_module
-from typing import Any
+from importlib import import_module as _import_module
 
-from .engine import Value, constant, is_grad_enabled, no_grad, placeholder, sum  # noqa: A004
+from .engine import Value, constant, is_grad_enabled, no_grad, placeholder, sum  # noqa: A004, F401
 from .errors import DomainError, GradcheckError, PlaceholderError
 from .ops import OPS, TABLE, Op
 
@@ -32,6 +31,7 @@ _LAZY = {
     "load": "serialize",
     "ModelFileError": "serialize",
     "Tensor": "tensor",
+    "defop": "userops",
 }
 
 # submodules that `import chainrule` makes reachable as attributes on first use (chainrule.optim.SGD)
@@ -46,21 +46,24 @@ _SUBMODULES = {
     "variable",
     "compiler",
     "tensor",
+    "userops",
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value  # later lookups skip this function
         return value
     if name in _SUBMODULES:
-        return import_module(f".{name}", __name__)
+        return _import_module(f".{name}", __name__)
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY, *_SUBMODULES])
+    # chainrule's own names only: not the helpers this file uses, nor Python's module attributes.
+    own = [name for name in globals() if not name.startswith("_")]
+    return sorted({*own, "__version__", *_LAZY, *_SUBMODULES})
 
 
 __all__ = [
@@ -75,6 +78,7 @@ __all__ = [
     "is_grad_enabled",
     "no_grad",
     "placeholder",
-    "sum",
-    *_LAZY,
+    # `sum` and `compile` stay out of `from chainrule import *`, which would shadow Python's own;
+    # use them as chainrule.sum and chainrule.compile.
+    *(name for name in _LAZY if name != "compile"),
 ]

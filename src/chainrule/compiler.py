@@ -66,6 +66,8 @@ class Program:
         nodes: list[Value] = []
         for node in order:
             if node._fn is not None:
+                if node._fn.hand_built:
+                    raise _hand_built_error(node)
                 nodes.append(node)
             elif node in input_set:
                 continue
@@ -239,6 +241,16 @@ class Program:
 
             self._batched = BatchPlan(self)
         return self._batched
+
+
+def _hand_built_error(node: Value) -> TypeError:
+    """A hand-built node (its own `_backward` closure) has no rules a Program could run."""
+    name = f"{node.label!r} " if node.label else ""
+    return TypeError(
+        f"compile: node {name}(op {node._op!r}) was built by hand with its own _backward, which runs on "
+        f"one float at a time and cannot be compiled; define the operation with chainrule.defop (a row "
+        f"of the derivative table) and the Program can run it"
+    )
 
 
 def _array_like(x: Any) -> bool:

@@ -373,7 +373,7 @@ class Value:
             node.grad = 0.0
 
 
-def _attach_table_methods(cls: type, binary: Callable[..., Any], unary: Callable[..., Any]) -> None:
+def attach_table_methods(cls: type, binary: Callable[..., Any], unary: Callable[..., Any]) -> None:
     """Give `cls` an operator or method for every row of the table (also used by `Tensor`)."""
     for op in TABLE:
         if op.arity == 2:
@@ -383,7 +383,7 @@ def _attach_table_methods(cls: type, binary: Callable[..., Any], unary: Callable
             setattr(cls, op.method, unary(op))
 
 
-_attach_table_methods(Value, _operator, _unary)
+attach_table_methods(Value, _operator, _unary)
 
 _new = object.__new__
 
@@ -752,13 +752,19 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
                     b._g += db(m, g, out, x, y)
             elif op.hand_built:
                 _hand_step(node, g)
-            else:
+            elif op.arity is None:
                 # An n-ary op has one rule for all inputs, and the rule is not told which input it is
                 # for, so its value is the same for each: compute it once.
                 d = op.derivatives[0](m, g, node._data, *[c._data for c in a])
                 for child in a:
                     if child.requires_grad:
                         child._g += d
+            else:  # three inputs or more (an op made with defop): one rule per input
+                out = node._data
+                xs = [c._data for c in a]
+                for rule, child in zip(op.derivatives, a, strict=True):
+                    if child.requires_grad:
+                        child._g += rule(m, g, out, *xs)
     except (ArithmeticError, ValueError) as exc:
         _explain_failed_rule(exc, node)
 

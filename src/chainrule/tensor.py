@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from .backends import numpy_backend
-from .engine import is_grad_enabled, topological_order
+from .engine import GRAD_LOCK, attach_table_methods, is_grad_enabled, topological_order
 from .errors import DomainError
-from .ops import OPS, TENSOR_OPS_BY_NAME, Op
+from .ops import TENSOR_OPS_BY_NAME, Op
 
 _M = numpy_backend()
 _NO_KW: dict[str, Any] = {}  # the parameters of an op that has none, shared (never modified)
@@ -117,6 +117,25 @@ def _apply(op: Op, inputs: tuple[Tensor, ...], kw: dict[str, Any] = _NO_KW) -> T
     return out
 
 
+def apply(op: Op, *args: Any) -> Tensor:
+    """Apply a row of the table with one or two inputs to Tensors (numbers and arrays are constants)."""
+    if op.arity is None or op.arity > 2:
+        raise TypeError(
+            f"{op.name}: a Tensor node takes one or two inputs; this op takes {op.arity or 'any number'}"
+        )
+    inputs = tuple(_operand(x, op) for x in args)
+    if len(inputs) == 2:
+        _broadcastable(op, *inputs)
+    return _apply(op, inputs)
+
+
+def _broadcastable(op: Op, a: Tensor, b: Tensor) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op.name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
 def _check(op: Op, xs: list[np.ndarray]) -> None:
     """The op's domain check; for a Tensor with several axes, the message also gives the entry's position."""
     # The check names an offending entry by its place in an array of the inputs' common shape (an
@@ -142,18 +161,27 @@ def _binary(op: Op, reflected: bool) -> Callable[[Tensor, Any], Tensor]:
     def method(self: Tensor, other: Any) -> Tensor:
         other = _operand(other, op)
         a, b = (other, self) if reflected else (self, other)
-        try:
-            np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(
-                f"{op.name}: shapes {a.shape} and {b.shape} cannot be broadcast together"
-            ) from None
+        _broadcastable(op, a, b)
         return _apply(op, (a, b))
 
     name = f"__{'r' if reflected else ''}{op.name}__"
     method.__name__ = name
     method.__qualname__ = f"Tensor.{name}"
     method.__doc__ = f"other {op.symbol} self, entry by entry" if reflected else f"self {op.symbol} other"
+    return method
+
+
+def _unary(op: Op) -> Callable[[Tensor], Tensor]:
+    """Tensor's method for the one-input table op `op` (`t.tanh()`, `-t`, `abs(t)`)."""
+
+    def method(self: Tensor) -> Tensor:
+        return _apply(op, (self,))
+
+    method.__name__ = op.method
+    method.__qualname__ = f"Tensor.{op.method}"
+    method.__doc__ = f"{op.doc}, entry by entry" + (
+        f"; a {op.error.__name__} naming the first entry outside {op.domain_text}" if op.invalid else ""
+    )
     return method
 
 
@@ -234,61 +262,11 @@ class Tensor:
         return f"Tensor({body}{label}{flag})"
 
     # --- elementwise arithmetic: each operator is a row of the scalar table --------------------
-    __add__ = _binary(OPS["add"], reflected=False)
-    __radd__ = _binary(OPS["add"], reflected=True)
-    __sub__ = _binary(OPS["sub"], reflected=False)
-    __rsub__ = _binary(OPS["sub"], reflected=True)
-    __mul__ = _binary(OPS["mul"], reflected=False)
-    __rmul__ = _binary(OPS["mul"], reflected=True)
-    __truediv__ = _binary(OPS["truediv"], reflected=False)
-    __rtruediv__ = _binary(OPS["truediv"], reflected=True)
-    __pow__ = _binary(OPS["pow"], reflected=False)  # a number, array or Tensor exponent
-    __rpow__ = _binary(OPS["pow"], reflected=True)
-
-    def __neg__(self) -> Tensor:
-        return _apply(OPS["neg"], (self,))
+    # Every row of the derivative table becomes an operator or method here, as it does on Value:
+    # they are attached right after the class (`attach_table_methods`).
 
     def __pos__(self) -> Tensor:
         return self
-
-    def __abs__(self) -> Tensor:
-        return _apply(OPS["abs"], (self,))
-
-    def exp(self) -> Tensor:
-        """e ** self, entry by entry."""
-        return _apply(OPS["exp"], (self,))
-
-    def log(self) -> Tensor:
-        """Natural logarithm, entry by entry; a DomainError naming the first entry <= 0."""
-        return _apply(OPS["log"], (self,))
-
-    def tanh(self) -> Tensor:
-        """Hyperbolic tangent, entry by entry."""
-        return _apply(OPS["tanh"], (self,))
-
-    def relu(self) -> Tensor:
-        """max(self, 0), entry by entry."""
-        return _apply(OPS["relu"], (self,))
-
-    def sigmoid(self) -> Tensor:
-        """1 / (1 + e ** -self), entry by entry, stable for large entries."""
-        return _apply(OPS["sigmoid"], (self,))
-
-    def softplus(self) -> Tensor:
-        """log(1 + e ** self), entry by entry, stable for large entries."""
-        return _apply(OPS["softplus"], (self,))
-
-    def sin(self) -> Tensor:
-        """Sine, entry by entry."""
-        return _apply(OPS["sin"], (self,))
-
-    def cos(self) -> Tensor:
-        """Cosine, entry by entry."""
-        return _apply(OPS["cos"], (self,))
-
-    def sqrt(self) -> Tensor:
-        """Square root, entry by entry; a DomainError naming the first entry < 0."""
-        return _apply(OPS["sqrt"], (self,))
 
     # --- whole-array operations (chainrule.ops.TENSOR_OPS) -------------------------------------
     def __matmul__(self, other: ArrayLike) -> Tensor:
@@ -372,20 +350,24 @@ class Tensor:
                 raise ValueError(
                     f"backward: grad has shape {seed.shape} but the Tensor has shape {self.shape}"
                 )
-        order = topological_order(self, only_requiring_grad=True)
-        for node in order:
-            node._g = None
-        self._g = seed
-        try:
-            _sweep(order)
-        finally:
-            for node in order:  # the gradients live on in .grad; do not keep a second copy alive
+        with GRAD_LOCK:  # graphs in other threads may share parameters (their _g and .grad)
+            order = topological_order(self, only_requiring_grad=True)
+            for node in order:
                 node._g = None
+            self._g = seed
+            try:
+                _sweep(order)
+            finally:
+                for node in order:  # the gradients live on in .grad; do not keep a second copy alive
+                    node._g = None
 
     def zero_grad(self) -> None:
         """Set `.grad` to zeros on this node and every node below it."""
         for node in topological_order(self):
             node._grad = None  # made again, as zeros, when next asked for
+
+
+attach_table_methods(Tensor, _binary, _unary)
 
 
 def _sweep(order: list[Tensor]) -> None:
