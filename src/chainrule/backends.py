@@ -44,7 +44,9 @@ def _relu(x: float) -> float:
 
 
 def _step(x: float) -> float:
-    return 1.0 if x > 0.0 else 0.0
+    # relu's slope: 0 up to and at 0, 1 above, and 1 at NaN, as PyTorch's relu backward gives it
+    # (it zeroes the gradient only where the output is <= 0, and NaN <= 0 is false).
+    return 0.0 if x <= 0.0 else 1.0
 
 
 def _sign(x: float) -> float:
@@ -177,8 +179,8 @@ def numpy_backend() -> SimpleNamespace:
             sigmoid=lambda x: np.exp(-np.logaddexp(0.0, -x)),
             softplus=lambda x: np.logaddexp(0.0, x),
             relu=lambda x: np.maximum(x, 0.0),
-            step=lambda x: (x > 0.0).astype(np.float64),
-            sign=np.sign,
+            step=lambda x: (~(x <= 0.0)).astype(np.float64),  # 1 at NaN, as _step
+            sign=lambda x: np.where(np.isnan(x), 0.0, np.sign(x)),  # 0 at NaN, as _sign and PyTorch
             is_fractional=lambda x: np.isfinite(x) & (np.mod(x, 1.0) != 0.0),
             xlogy=xlogy,
             # whole-array functions for the tensor-only rules (chainrule.ops.TENSOR_OPS)
