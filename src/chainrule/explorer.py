@@ -21,7 +21,7 @@ import math
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,9 @@ def _check(root: Any, max_nodes: Any, rankdir: Any) -> None:
     if rankdir not in _RANKDIRS:
         raise ValueError(f"explore: rankdir must be one of {', '.join(_RANKDIRS)}, got {rankdir!r}")
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or not 1 <= max_nodes <= MAX_NODES_LIMIT:
-        raise ValueError(f"explore: max_nodes must be an integer from 1 to {MAX_NODES_LIMIT}, got {max_nodes!r}")
+        raise ValueError(
+            f"explore: max_nodes must be an integer from 1 to {MAX_NODES_LIMIT}, got {max_nodes!r}"
+        )
     size = _count(root, max(max_nodes, _COUNT_LIMIT))
     if size > max_nodes:
         many = f"more than {_COUNT_LIMIT}" if size > _COUNT_LIMIT else str(size)
@@ -133,7 +135,8 @@ class _Node:
     how: str  # "a * b", "input", "constant"
     data: float
     data_step: int = 0
-    grads: list[list[Any]] | None = None  # [step, record text, short text, exact, partial, status]
+    # the gradient as it arrives: [step, record text, short text, exact repr, partial?, status]
+    grads: list[list[Any]] = field(default_factory=list)
     no_grad: bool = False  # takes no gradient (a constant, or made from constants only)
 
 
@@ -208,7 +211,7 @@ class _Recorder:
             how = _expression(node, self.names)
         else:
             how = "input" if node.requires_grad else "constant"
-        return _Node(self.ids[node], self.names[node], how, node.data, grads=[], no_grad=not node.requires_grad)
+        return _Node(self.ids[node], self.names[node], how, node.data, no_grad=not node.requires_grad)
 
     def add(self, step: Step, current: Value | None, touched: list[Value]) -> int:
         self.steps.append(step)
@@ -250,7 +253,8 @@ class _Recorder:
                 formula = f"{name} = {_expression(node, self.names)}"
                 numbers = _expression(node, self.names, values=True)
                 lines = (f"{formula} = {numbers} = {value}",)
-            step = self.add(Step("forward", name, f"Forward {k} of {total}: {name}", lines), node, list(node._prev))
+            title = f"Forward {k} of {total}: {name}"
+            step = self.add(Step("forward", name, title, lines), node, list(node._prev))
             self.nodes[node].data_step = step
 
     def _backward(self) -> None:
@@ -323,7 +327,10 @@ class _Recorder:
             g[child] += product
             total = g[child]
             history[child].append((step, total))
-            chain = f"{_d(r)}/{_d(name)} * {_d(name)}/{_d(c)} = {_fmt(upstream)} * {_fmt(local)} = {_fmt(product)}"
+            chain = (
+                f"{_d(r)}/{_d(name)} * {_d(name)}/{_d(c)} = "
+                f"{_fmt(upstream)} * {_fmt(local)} = {_fmt(product)}"
+            )
             if accumulates:
                 text = f"{_d(r)}/{_d(c)} += {chain}, so {_d(r)}/{_d(c)} = {_fmt(total)}"
             else:
@@ -355,7 +362,8 @@ class _Recorder:
                     status = f"partial: {i + 1} of {n} contributions"
                 else:
                     status = "complete" if n == 1 else f"complete: the sum of {n} contributions"
-                self.nodes[node].grads.append([step, f"grad {value:.4f}", _fmt(value), repr(value), i < n - 1, status])  # type: ignore[union-attr]
+                record = [step, f"grad {value:.4f}", _fmt(value), repr(value), i < n - 1, status]
+                self.nodes[node].grads.append(record)
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -551,11 +559,15 @@ gradient, one node at a time, by the chain rule. Keys: <kbd>&larr;</kbd> <kbd>&r
 <kbd>Space</kbd> play or pause, <kbd>Home</kbd> <kbd>End</kbd> first or last step.</p>
 </header>
 <div class="cr-controls" role="group" aria-label="Step controls">
-<button type="button" id="cr-start" aria-keyshortcuts="Home"><span aria-hidden="true">&laquo;</span> Start</button>
-<button type="button" id="cr-back" aria-keyshortcuts="ArrowLeft"><span aria-hidden="true">&#x25C0;</span> Back</button>
+<button type="button" id="cr-start" aria-keyshortcuts="Home">
+ <span aria-hidden="true">&laquo;</span> Start</button>
+<button type="button" id="cr-back" aria-keyshortcuts="ArrowLeft">
+ <span aria-hidden="true">&#x25C0;</span> Back</button>
 <button type="button" id="cr-play" aria-pressed="false" aria-keyshortcuts="Space">Play</button>
-<button type="button" id="cr-next" aria-keyshortcuts="ArrowRight">Next <span aria-hidden="true">&#x25B6;</span></button>
-<button type="button" id="cr-end" aria-keyshortcuts="End">End <span aria-hidden="true">&raquo;</span></button>
+<button type="button" id="cr-next" aria-keyshortcuts="ArrowRight">
+ Next <span aria-hidden="true">&#x25B6;</span></button>
+<button type="button" id="cr-end" aria-keyshortcuts="End">
+ End <span aria-hidden="true">&raquo;</span></button>
 <label for="cr-slider">Step</label>
 <input type="range" id="cr-slider" min="0" max="%%LAST%%" value="0" step="1">
 <output id="cr-counter" for="cr-slider">Step 0 of %%LAST%%</output>
@@ -572,7 +584,8 @@ Italic gradient: partial, more contributions are still to come. <q>?</q>: not co
 <summary>All values</summary>
 <table id="cr-table">
 <thead><tr><th scope="col"><span class="cr-hidden">current</span></th><th scope="col">value</th>
-<th scope="col">made by</th><th scope="col">data</th><th scope="col">grad</th><th scope="col">gradient</th></tr></thead>
+<th scope="col">made by</th><th scope="col">data</th><th scope="col">grad</th>
+<th scope="col">gradient</th></tr></thead>
 <tbody>
 %%ROWS%%
 </tbody>
@@ -589,7 +602,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; fo
   line-height: 1.45; color: #111827; background: #ffffff; margin: 0; padding: 12px 16px; }
 h1 { font-size: 1.3rem; margin: 0 0 4px; }
 .cr-help { margin: 0 0 10px; color: #374151; }
-kbd { border: 1px solid #9ca3af; border-radius: 3px; padding: 0 4px; background: #f9fafb; font-family: inherit; }
+kbd { border: 1px solid #9ca3af; border-radius: 3px; padding: 0 4px; background: #f9fafb;
+  font-family: inherit; }
 .cr-controls { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin-bottom: 8px; }
 button { font: inherit; padding: 4px 10px; border: 1px solid #6b7280; border-radius: 4px;
   background: #f3f4f6; color: #111827; cursor: pointer; }
@@ -782,7 +796,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-nodes",
         type=int,
         default=DEFAULT_MAX_NODES,
-        help=f"refuse graphs with more values than this (default {DEFAULT_MAX_NODES}, at most {MAX_NODES_LIMIT})",
+        help=f"refuse graphs with more values (default {DEFAULT_MAX_NODES}, at most {MAX_NODES_LIMIT})",
     )
     parser.add_argument(
         "--backend",
@@ -806,7 +820,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.output != "-" and Path(args.output).suffix.lower() not in (".html", ".htm"):
-            raise ValueError(f"explore: the page is HTML: give an output file ending in .html, got {args.output!r}")
+            raise ValueError(
+                f"explore: the page is HTML: give an output file ending in .html, got {args.output!r}"
+            )
         values = dict(parse_assignment(item) for item in args.values)
         built = build(args.expression, values)
         root = built.output
