@@ -571,7 +571,7 @@ gradient, one node at a time, by the chain rule. Keys: <kbd>&larr;</kbd> <kbd>&r
 <label for="cr-slider">Step</label>
 <input type="range" id="cr-slider" min="0" max="%%LAST%%" value="0" step="1">
 <output id="cr-counter" for="cr-slider">Step 0 of %%LAST%%</output>
-<button type="button" id="cr-fit" aria-pressed="true">Fit graph to width</button>
+<button type="button" id="cr-fit" aria-pressed="true">Fit to width</button>
 </div>
 <section id="cr-panel" aria-live="polite" aria-atomic="true" aria-labelledby="cr-title">
 <h2 id="cr-title">Loading the steps&hellip;</h2>
