@@ -57,8 +57,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: selenium then never looks for (or downloads) a driver of its own.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # An explicit driver path: selenium then never looks for (or downloads) a driver of its own;
+    # its Selenium Manager, which would, is made to fail loudly if it is ever asked.
+    from selenium.webdriver.common.selenium_manager import SeleniumManager
+
+    def no_downloads(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("selenium tried to find a browser or driver itself")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SeleniumManager, "binary_paths", no_downloads)
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(TIMEOUT)
     driver.set_script_timeout(TIMEOUT)
     try:
