@@ -443,3 +443,21 @@ def test_numbers_are_formatted_for_reading() -> None:
         "inf",
         "-0.0",
     ]
+
+
+def test_docs_examples_run_and_print_what_they_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "explore.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the example saves a page
+    block = re.search(r"```python\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    exec(compile(block, "docs/explore.md", "exec"), {})
+    printed = re.search(r"prints\n\n```\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    assert capsys.readouterr().out == printed
+    assert (tmp_path / "L.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    # the command's transcript, as the doc shows it
+    console = re.search(r"```console\n\$ chainrule explore (.*?)\n(.*?)\$", doc, re.S)
+    assert console is not None
+    assert run_explore(SEED001, *SEED001_VALUES, "-o", "L.html") == 0
+    assert capsys.readouterr().out == console.group(2)
+    assert console.group(1) == f'"{SEED001}" {" ".join(SEED001_VALUES)} -o L.html'
