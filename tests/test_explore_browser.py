@@ -83,7 +83,8 @@ def open_page(driver: Any, path: Path) -> Any:
     driver.get_log("browser")  # drop what earlier pages logged
     driver.get(path.resolve().as_uri())
     counter = driver.find_element("id", "cr-counter")
-    WebDriverWait(driver, TIMEOUT).until(lambda d: counter.text.startswith("Step 0 of"))
+    # the static text says "Step 0 of N"; the script's says which phase that is
+    WebDriverWait(driver, TIMEOUT).until(lambda d: counter.text.endswith(": before the forward pass"))
     return driver.find_element("tag name", "body")
 
 
@@ -279,4 +280,27 @@ def test_hostile_labels_stay_text_and_a_small_mlp_works(browser: Any, tmp_path: 
     for i, p in enumerate(model.parameters()):
         name = ex.names[p]
         assert float(shown[name]["gradExact"]) == p.grad, (i, name)
+    assert_no_console_errors(browser)
+
+
+def test_the_notebook_view_works_inside_its_sandboxed_frame(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    L, _ = seed001()
+    ex = explore(L)
+    host = tmp_path / "notebook.html"  # what Jupyter does with _repr_html_: put it in its own page
+    host.write_text(f"<!DOCTYPE html><html><body><p>cell output:</p>{ex._repr_html_()}</body></html>")
+    browser.get_log("browser")
+    browser.get(host.resolve().as_uri())
+    browser.switch_to.frame(browser.find_element("tag name", "iframe"))
+    try:
+        assert state(browser)["counter"].startswith("Step 0 of 11: before")  # the script has run
+        graph = browser.find_element("id", "cr-graph")  # focusable: a click puts the keys in the frame
+        graph.click()
+        graph.send_keys(Keys.END)
+        assert_end_state_is_backwards(browser, seed001)
+        graph.send_keys(Keys.ARROW_LEFT)
+        assert state(browser)["counter"].startswith("Step 10 of 11")
+    finally:
+        browser.switch_to.default_content()
     assert_no_console_errors(browser)
