@@ -65,6 +65,9 @@ def test_demo_end_to_end_as_a_command(tmp_path):
         assert "<svg" in svg.read_text()[:2000] and "grad" in svg.read_text()
     else:
         assert dot.read_text().startswith("digraph")
+    page = (out / "explorer.html").read_text(encoding="utf-8")  # the first neuron, step by step
+    assert page.startswith("<!DOCTYPE html>") and "ReLU" in page
+    assert f"{out / 'explorer.html'}" in proc.stdout
     model = chainrule.load(out / "model.json")
     assert isinstance(model, MLP) and model.config() == {"nin": 2, "nouts": [4, 4, 1]}
 

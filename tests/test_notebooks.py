@@ -19,8 +19,16 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # What each notebook must show: kinds of pictures, and text its outputs must contain.
 EXPECTED: dict[str, dict[str, Any]] = {
     "01_derivative_of_a_simple_function.ipynb": {"images": {"image/png": 2}, "text": ["20.0", "14.0"]},
-    "02_value_and_manual_backprop.ipynb": {"images": {"image/svg+xml": 2}, "text": ["-7.286496"]},
-    "03_backward_and_a_neuron.ipynb": {"images": {"image/svg+xml": 4}, "text": ["'w1': 1.0", "2.0"]},
+    "02_value_and_manual_backprop.ipynb": {
+        "images": {"image/svg+xml": 2},
+        "text": ["-7.286496"],
+        "explorers": 1,
+    },
+    "03_backward_and_a_neuron.ipynb": {
+        "images": {"image/svg+xml": 4},
+        "text": ["'w1': 1.0", "2.0"],
+        "explorers": 1,
+    },
     "04_the_course_variable_api.ipynb": {
         "images": {"image/svg+xml": 1},
         "text": [
@@ -94,6 +102,11 @@ def test_notebook_runs_and_shows_its_pictures(name: str) -> None:
         assert len(found) == count, f"{name}: {len(found)} {mime} pictures, expected {count}"
         if mime == "image/svg+xml":
             assert all("<svg" in svg and "data " in svg for svg in found)  # drawn records, not blank
+    # `explore(...)` shows its page inline: an iframe holding the page, graph and records included
+    html = [o.get("data", {}).get("text/html", "") for o in all_outputs]
+    pages = [page for page in html if "srcdoc=" in page]
+    assert len(pages) == EXPECTED[name].get("explorers", 0)
+    assert all("&lt;svg" in page and "cr-data" in page for page in pages)
     text = output_text(book)
     for expected in EXPECTED[name]["text"]:
         assert expected in text, f"{name}: {expected!r} not in the outputs"

@@ -1,4 +1,4 @@
-"""The `chainrule` command: `chainrule demo` and `chainrule draw` (see `--help`)."""
+"""The `chainrule` command: `chainrule demo`, `chainrule draw` and `chainrule explore` (see `--help`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "demo": ("chainrule.demo", "train the two-moons classifier and write its pictures and model"),
     "draw": ("chainrule.expr", "draw an expression's graph with its gradients"),
+    "explore": ("chainrule.explorer", "write a page that steps through backprop on an expression"),
 }
 
 

@@ -416,12 +416,12 @@ def _plot_digits(task: Task, predictor: Predictor, path: Path, np: Any, mpl: Any
     return path
 
 
-def _draw_neuron(task: Task, out_dir: Path) -> Path | None:
-    """The graph of the first neuron on the first sample, with its gradients: SVG, else DOT text."""
+def _draw_neuron(task: Task, out_dir: Path) -> list[Path]:
+    """The first neuron on one sample: its graph with gradients (SVG, else DOT) and explorer.html."""
     try:
         drawing = importlib.import_module("chainrule.drawing")
     except ImportError:
-        return None
+        return []
     neuron = task.model.layers[0].neurons[0]
     params = neuron.parameters()
     old_labels = [p.label for p in params]
@@ -435,14 +435,18 @@ def _draw_neuron(task: Task, out_dir: Path) -> Path | None:
         xs = [Value(v, label=f"x{i}", requires_grad=False) for i, v in enumerate(sample)]
         out = neuron(xs)
         out.label = "out"
+        # The page that steps through this neuron's backprop (it leaves every .grad as it is).
+        from .explorer import explore
+
+        explorer = explore(out).save(out_dir / "explorer.html")
         saved = [p.grad for p in params]
         out.backward()
         try:
             try:
-                return drawing.render_graph(out, out_dir / "neuron.svg")
+                return [drawing.render_graph(out, out_dir / "neuron.svg"), explorer]
             except Exception:  # no renderer on this machine: the DOT text is still a useful picture
                 (out_dir / "neuron.svg").unlink(missing_ok=True)
-                return drawing.render_graph(out, out_dir / "neuron.dot")
+                return [drawing.render_graph(out, out_dir / "neuron.dot"), explorer]
         finally:
             for p, g in zip(params, saved, strict=True):
                 p.grad = g
@@ -529,9 +533,7 @@ def _write_outputs(
         files.insert(
             0, _plot_boundary(task, predictor, train_accuracy, out_dir / "decision_boundary.png", np, mpl)
         )
-        neuron = _draw_neuron(task, out_dir)
-        if neuron is not None:
-            files.append(neuron)
+        files.extend(_draw_neuron(task, out_dir))
     else:
         files.append(_plot_digits(task, predictor, out_dir / "predictions.png", np, mpl))
     files.append(save(task.model, out_dir / "model.json"))

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import sysconfig
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,8 @@ def _body(
     show_grad: bool,
     max_nodes: int | None,
     highlight: bool,
+    labels: Mapping[Value, str] | None = None,
+    grads: Mapping[Value, float] | None = None,
 ) -> list[str]:
     """The lines between `digraph {` and `}`, one statement per line, tab-indented."""
     if rankdir not in ("LR", "RL", "TB", "BT"):
@@ -147,9 +149,10 @@ def _body(
     cut_ops: list[str] = []  # op nodes that have inputs hidden behind the "... N more" node
     for node in order:
         uid = ids[node]
-        fields = [_escape_record(node.label), f"data {_data_text(node)}"]
+        label = labels.get(node, node.label) if labels else node.label
+        fields = [_escape_record(label), f"data {_data_text(node)}"]
         if show_grad:
-            fields.append(f"grad {_number(node.grad)}")
+            fields.append(f"grad {_number(grads.get(node, node.grad) if grads else node.grad)}")
         attrs = [f'label="{{ {" | ".join(fields)} }}"']
         if highlight:
             if node._fn is None:
@@ -184,6 +187,8 @@ def to_dot(
     show_grad: bool = True,
     max_nodes: int | None = DEFAULT_MAX_NODES,
     highlight: bool = True,
+    labels: Mapping[Value, str] | None = None,
+    grads: Mapping[Value, float] | None = None,
 ) -> str:
     """The graph below `root` as Graphviz DOT text: a record `label | data | grad` per Value.
 
@@ -191,8 +196,10 @@ def to_dot(
     grads (a picture of the forward pass). Beyond `max_nodes` values (None: no limit), only the
     ones nearest the output are drawn and the rest become one "... N more" node. `highlight`
     fills leaves that take a gradient blue, constants grey, and gives the output a thick border.
+    `labels` and `grads` show, for the values they hold, that text and gradient instead of
+    `.label` and `.grad` (the explorer draws gradients it computed without touching the graph).
     """
-    body = _body(root, rankdir, show_grad, max_nodes, highlight)
+    body = _body(root, rankdir, show_grad, max_nodes, highlight, labels, grads)
     # The same layout as graphviz.Digraph.source, so draw_dot(root).source == to_dot(root).
     return "digraph {\n" + "".join(line + "\n" for line in body) + "}\n"
 

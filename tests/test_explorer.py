@@ -1,0 +1,463 @@
+"""Tests for chainrule.explorer without a browser: the recorded steps, the page's text, the command.
+
+The page itself is driven in a real browser by tests/test_explore_browser.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import chainrule as cr
+from chainrule import Value, drawing, explorer
+from chainrule.errors import DomainError
+from chainrule.explorer import DEFAULT_MAX_NODES, MAX_NODES_LIMIT, explore
+
+SEED001 = "e = a*b; d = e + c; L = d*f"
+SEED001_VALUES = ("a=2", "b=-3", "c=10", "f=-2")
+# The only URLs a page may contain: the SVG and XLink namespace names, which are never fetched.
+NAMESPACES = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+
+
+def seed001() -> tuple[Value, dict[str, Value]]:
+    """The seed's L = (a*b + c) * f, labelled as in the seed notebook."""
+    a = Value(2.0, label="a")
+    b = Value(-3.0, label="b")
+    c = Value(10.0, label="c")
+    f = Value(-2.0, label="f")
+    e = a * b
+    e.label = "e"
+    d = e + c
+    d.label = "d"
+    L = d * f
+    L.label = "L"
+    return L, {"a": a, "b": b, "c": c, "f": f, "e": e, "d": d, "L": L}
+
+
+def neuron() -> tuple[Value, dict[str, Value]]:
+    """The lecture's tanh neuron: o = tanh(x1*w1 + x2*w2 + b), with do/dn = 0.5."""
+    x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
+    w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
+    b = Value(6.8813735870195432, label="b")
+    n = x1 * w1 + x2 * w2 + b
+    n.label = "n"
+    o = n.tanh()
+    o.label = "o"
+    return o, {"x1": x1, "x2": x2, "w1": w1, "w2": w2, "b": b, "n": n, "o": o}
+
+
+def backward_grads(make) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The gradients `backward()` gives a fresh copy of the graph, by name."""
+    root, named = make()
+    root.backward()
+    return {name: v.grad for name, v in named.items()}
+
+
+def external_urls(page: str) -> list[str]:
+    """Everything in the page that could make a browser fetch something from elsewhere."""
+    found = [u for u in re.findall(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>)]*", page) if u not in NAMESPACES]
+    found += re.findall(r"<(?:script|img|iframe|embed|object|audio|video|source)\b[^>]*\bsrc\s*=", page, re.I)
+    found += [tag for tag in re.findall(r"<link\b[^>]*>", page, re.I) if 'href="data:' not in tag]
+    found += re.findall(r"url\(\s*['\"]?(?!#)[^)]*\)|@import|srcset\s*=|\bhref\s*=\s*[\"']?//", page, re.I)
+    return found
+
+
+# --- the records ------------------------------------------------------------------------------
+def test_seed001_steps_show_the_chain_rule_with_numbers() -> None:
+    L, named = seed001()
+    ex = explore(L)
+    phases = [s.phase for s in ex.steps]
+    # start, one forward step per value (7), one backward step per operation (3), end
+    assert phases == ["start"] + ["forward"] * 7 + ["backward"] * 3 + ["end"]
+    assert [s.node for s in ex.steps if s.phase == "forward"] == ["a", "b", "e", "c", "d", "f", "L"]
+    assert "e = a * b = 2.0 * -3.0 = -6.0" in ex.steps[3].lines
+    backward = [s for s in ex.steps if s.phase == "backward"]
+    assert [s.node for s in backward] == ["L", "d", "e"]
+    assert backward[0].lines[0] == "dL/dL = 1.0: the output's gradient with respect to itself."
+    # the issue's very line
+    assert "dL/da = dL/de * de/da = -2.0 * -3.0 = 6.0" in backward[2].lines
+    assert "dL/db = dL/de * de/db = -2.0 * 2.0 = -4.0" in backward[2].lines
+    first = backward[2].contributions[0]
+    assert (first.input, first.upstream, first.local, first.product, first.total) == (
+        "a",
+        -2.0,
+        -3.0,
+        6.0,
+        6.0,
+    )
+    assert not first.accumulates
+    assert ex.steps[-1].lines == ("L = -8.0", "dL/da = 6.0", "dL/db = -4.0", "dL/dc = -2.0", "dL/df = 4.0")
+
+
+@pytest.mark.parametrize("make", [seed001, neuron])
+def test_final_gradients_are_exactly_backwards(make) -> None:  # type: ignore[no-untyped-def]
+    root, named = make()
+    ex = explore(root)
+    expected = backward_grads(make)
+    assert {name: ex.grads[v] for name, v in named.items()} == expected  # exact, not approximate
+
+
+def test_the_neuron_passes_half_through_tanh() -> None:
+    o, named = neuron()
+    ex = explore(o)
+    step = next(s for s in ex.steps if s.phase == "backward" and s.node == "o")
+    assert step.contributions[0].local == pytest.approx(0.5)
+    assert step.lines[1] == "do/dn = do/do * do/dn = 1.0 * 0.5 = 0.5"
+    assert "o = tanh(n) = tanh(0.881374) = 0.707107" in next(s for s in ex.steps if s.node == "o").lines
+
+
+def test_a_value_used_twice_accumulates_its_gradient() -> None:
+    b = Value(3.0, label="b")
+    y = b * b + b
+    y.label = "y"
+    ex = explore(y)
+    contributions = [c for s in ex.steps for c in s.contributions if c.input == "b"]
+    assert [(c.product, c.total, c.accumulates) for c in contributions] == [
+        (1.0, 1.0, False),
+        (3.0, 4.0, True),
+        (3.0, 7.0, True),
+    ]
+    assert contributions[1].text == "dy/db += dy/dn1 * dn1/db = 1.0 * 3.0 = 3.0, so dy/db = 4.0"
+    y.backward()
+    assert ex.grads[b] == b.grad == 7.0
+    # the page says which gradients are still partial: b's first two totals are, its last is not
+    data = page_data(ex)
+    grads = next(n for n in data["nodes"] if n["name"] == "b")["grads"]
+    assert [(g[2], g[4], g[5]) for g in grads] == [
+        ("1.0", True, "partial: 1 of 3 contributions"),
+        ("4.0", True, "partial: 2 of 3 contributions"),
+        ("7.0", False, "complete: the sum of 3 contributions"),
+    ]
+
+
+def test_every_table_operation_gives_backwards_gradients() -> None:
+    def make() -> tuple[Value, dict[str, Value]]:
+        x = Value(0.7, label="x")
+        y = Value(1.9, label="y")
+        terms = [x + y, x - y, x * y, x / y, -x, x**y, y**3, 2.0**x, x.exp(), y.log(), x.tanh()]
+        terms += [(x - y).relu(), x.sigmoid(), y.softplus(), x.sin(), y.cos(), y.sqrt(), abs(x - y)]
+        out = cr.sum(terms) * x
+        out.label = "out"
+        return out, {"x": x, "y": y}
+
+    ops_used = {node._fn.name for node in drawing._reading_order(make()[0]) if node._fn is not None}
+    assert ops_used == {op.name for op in cr.TABLE}  # the test covers every row of the table
+    root, named = make()
+    ex = explore(root)
+    assert {name: ex.grads[v] for name, v in named.items()} == backward_grads(make)
+
+
+def test_explore_leaves_the_graph_untouched() -> None:
+    L, named = seed001()
+    for i, v in enumerate(named.values()):
+        v.grad = 100.0 + i  # whatever the user had there
+    before = {name: (v.grad, v.data, v.label) for name, v in named.items()}
+    ex = explore(L)
+    assert {name: (v.grad, v.data, v.label) for name, v in named.items()} == before
+    assert ex.grads[named["a"]] == 6.0  # a fresh backward's numbers, not added to the old ones
+
+
+def test_constants_and_unlabelled_values_get_names() -> None:
+    x = Value(3.0, label="x")
+    y = (2 * x).tanh() - x / 4
+    ex = explore(y)
+    # named by their place in the reading order: 2.0, x, n2 = 2.0 * x, n3 = tanh(n2), 4.0, ...
+    assert ex.names[y] == "n6" and ex.names[y._prev[0]] == "n3"
+    step = next(s for s in ex.steps if s.phase == "backward" and s.node == "n2")
+    assert "2.0 takes no gradient (a constant): nothing flows into it." in step.lines
+    assert "dn6/dx = dn6/dn2 * dn2/dx = 2.45765e-05 * 2.0 = 4.91531e-05" in step.lines
+    data = page_data(ex)
+    constant = next(n for n in data["nodes"] if n["name"] == "2.0")
+    assert constant["grads"] == [] and constant["noGradText"] == "no grad"
+
+
+def test_a_generated_name_never_takes_a_users_label() -> None:
+    a = Value(1.0, label="n2")
+    out = a * a + a
+    ex = explore(out)
+    assert sorted(ex.names.values()) == ["n1", "n2", "n2'"]
+
+
+def test_a_leaf_output_and_a_sum_node() -> None:
+    leaf = Value(5.0, label="w")
+    ex = explore(leaf)
+    assert [s.phase for s in ex.steps] == ["start", "forward", "backward", "end"]
+    assert ex.grads[leaf] == 1.0
+    xs = [Value(float(i), label=f"x{i}") for i in range(3)]
+    total = cr.sum(xs)
+    ex = explore(total)
+    assert "n3 = x0 + x1 + x2 = 0.0 + 1.0 + 2.0 = 3.0" in ex.steps[4].lines
+    assert [c.local for c in ex.steps[5].contributions] == [1.0, 1.0, 1.0]
+
+
+# --- refusals ---------------------------------------------------------------------------------
+def test_a_graph_above_max_nodes_is_refused_with_its_size() -> None:
+    big = Value(1.0, label="x")
+    for _ in range(200):
+        big = big * 1.5
+    with pytest.raises(ValueError, match=f"has 401 values, more than max_nodes={DEFAULT_MAX_NODES}"):
+        explore(big)
+    assert len(explore(big, max_nodes=401).steps) == 1 + 401 + 200 + 1
+    with pytest.raises(ValueError, match="has 401 values, more than max_nodes=10 "):
+        explore(big, max_nodes=10)
+
+
+def test_a_huge_graph_is_refused_without_walking_all_of_it() -> None:
+    huge = Value(1.0, label="x")
+    for _ in range(60_000):
+        huge = huge + 1.0
+    with pytest.raises(ValueError, match="more than 100000 values"):
+        explore(huge)
+
+
+@pytest.mark.parametrize("bad", [0, -1, MAX_NODES_LIMIT + 1, True, 2.5, "10", None])
+def test_max_nodes_must_be_a_sensible_integer(bad: object) -> None:
+    with pytest.raises(ValueError, match="explore: max_nodes must be an integer from 1 to 2000"):
+        explore(Value(1.0), max_nodes=bad)  # type: ignore[arg-type]
+
+
+def test_other_refusals_are_clear() -> None:
+    with pytest.raises(TypeError, match="explore: needs a chainrule Value, got float"):
+        explore(2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="explore: rankdir must be one of LR, RL, TB, BT"):
+        explore(Value(1.0), rankdir="XY")
+    with pytest.raises(ValueError, match="does not require grad"):
+        explore(cr.constant(2.0) * 3)
+    with pytest.raises(ValueError, match="placeholders with no data yet"):
+        explore(cr.placeholder("x") * 2)
+    x = Value(0.0, label="x")
+    with pytest.raises(DomainError, match=r"explore: sqrt: the derivative is undefined at \(0.0,\)"):
+        explore(x.sqrt())
+    with pytest.raises(DomainError):  # the engine agrees
+        x.sqrt().backward()
+
+
+@pytest.mark.parametrize("marker", ["no derivative", "hand_built"])
+def test_a_hand_built_operation_is_refused(marker: str) -> None:
+    class HandBuilt:  # an op object from outside the derivative table
+        name = symbol = "myop"
+        arity = 1
+        hand_built = True
+
+        def derivative(self, i: int) -> None:  # pragma: no cover - never called
+            raise AssertionError
+
+    x = Value(2.0, label="x")
+    y = x.tanh()
+    fn = HandBuilt()
+    if marker == "no derivative":
+        del HandBuilt.derivative
+        HandBuilt.hand_built = False
+    y._fn = fn  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="explore: a value was made by 'myop', an operation outside"):
+        explore(y * 2)
+
+
+# --- the page ---------------------------------------------------------------------------------
+def page_data(ex: explorer.Explorer) -> dict:  # type: ignore[type-arg]
+    match = re.search(r'<script type="application/json" id="cr-data">(.*?)</script>', ex.html, re.S)
+    assert match
+    return json.loads(match.group(1))
+
+
+def test_the_page_is_self_contained() -> None:
+    L, _ = seed001()
+    page = explore(L).html
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<svg" in page and "<script>" in page and "<style>" in page
+    assert external_urls(page) == []
+    assert "default-src 'none'" in page  # and the browser is told to fetch nothing
+    assert "DOCTYPE svg" not in page and "svg11.dtd" not in page  # graphviz's prolog is gone
+
+
+def test_the_url_scan_finds_what_it_should() -> None:
+    for bad in (
+        '<script src="https://cdn.example/x.js"></script>',
+        '<link rel="stylesheet" href="https://cdn.example/x.css">',
+        "<style>body { background: url(https://example.org/a.png) }</style>",
+        "<style>@import 'x.css';</style>",
+        '<img src="x.png">',
+        '<a href="//example.org">',
+    ):
+        assert external_urls(bad), bad
+    assert external_urls('<svg xmlns="http://www.w3.org/2000/svg"><path fill="url(#g)"/></svg>') == []
+
+
+def test_labels_cannot_inject_markup_or_script() -> None:
+    a = Value(2.0, label='</script><script>alert("a")</script>')
+    b = Value(3.0, label="<b>bold</b> & {x|y}")
+    out = a * b
+    out.label = "out"
+    page = explore(out).html
+    assert "<script>alert" not in page and "<b>bold" not in page
+    assert page.count("<script") == 2  # the data and the page's own script
+    data = page_data(explore(out))
+    assert {n["name"] for n in data["nodes"]} >= {a.label, b.label}  # the JSON still holds the text
+    assert external_urls(page) == []
+
+
+def test_the_page_holds_the_records_and_the_svg_ids_match() -> None:
+    L, named = seed001()
+    ex = explore(L)
+    data = page_data(ex)
+    ids = [n["id"] for n in data["nodes"]]
+    assert ids == [f"n{i}" for i in range(7)]
+    for node_id in ids:
+        assert f'<g id="cr-{node_id}" class="node">' in ex.html
+        assert f'<tr id="cr-row-{node_id}">' in ex.html
+    assert '<g id="cr-n2_op" class="node">' in ex.html
+    assert '<g class="edge" data-from="n0" data-to="n2_op">' in ex.html
+    # the drawing was laid out with the final gradients, so the boxes fit them
+    assert "grad 6.0000" in ex.html and "grad 0.0000" not in ex.html
+    # every number comes from Python: gradients arrive at their steps, as text and exactly
+    a = next(n for n in data["nodes"] if n["name"] == "a")
+    assert a["grads"] == [[10, "grad 6.0000", "6.0", "6.0", False, "complete"]]
+    assert a["dataStep"] == 1 and a["dataText"] == "data 2.0000"
+    assert [s["node"] for s in data["steps"]][8:11] == ["n6", "n4", "n2"]
+    assert data["steps"][10]["touched"] == ["n0", "n1"]
+    assert [s["lines"] for s in data["steps"]] == [list(s.lines) for s in ex.steps]
+
+
+def test_save_repr_and_jupyter_view(tmp_path: Path) -> None:
+    L, _ = seed001()
+    ex = explore(L)
+    path = ex.save(tmp_path / "page.html")
+    assert path.read_text(encoding="utf-8") == ex.html
+    assert repr(ex) == "<Explorer of 'L': 7 values, 11 steps; .save('page.html') writes the page>"
+    frame = ex._repr_html_()
+    assert frame.startswith("<iframe srcdoc=") and 'sandbox="allow-scripts"' in frame
+    assert html.unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1)) == ex.html  # type: ignore[union-attr]
+    assert explore(L).html == ex.html  # deterministic
+
+
+def test_top_to_bottom_and_both_renderers() -> None:
+    L, _ = seed001()
+    assert "<svg" in explore(L, rankdir="TB").html
+    if drawing._pure_executable() is not None:
+        assert '<g id="cr-n6" class="node">' in explore(L, backend="graphviz-pure").html
+
+
+def test_without_a_renderer_the_page_still_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(backend: str = "auto") -> str:
+        raise drawing.RendererNotFound("no renderer here")
+
+    monkeypatch.setattr(drawing, "find_renderer", missing)
+    L, _ = seed001()
+    ex = explore(L)
+    assert not ex.has_picture and "<svg" not in ex.html and "No picture" in ex.html
+    assert ex.grads[L._prev[0]] == -2.0
+
+
+def test_to_dot_shows_given_labels_and_grads() -> None:
+    x = Value(2.0)
+    y = x * 3
+    text = cr.to_dot(y, labels={x: "x"}, grads={y: 1.0, x: 3.0})
+    assert "{ x | data 2.0000 | grad 3.0000 }" in text and "grad 1.0000" in text
+    assert x.label == "" and x.grad == 0.0
+
+
+# --- the command ------------------------------------------------------------------------------
+def run_explore(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="chainrule explore")
+    explorer.add_arguments(parser)
+    return explorer.run(parser.parse_args(list(argv)))
+
+
+def test_the_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "L.html"
+    assert run_explore(SEED001, *SEED001_VALUES, "-o", str(out)) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:5] == ["L = -8", "dL/da = 6", "dL/db = -4", "dL/dc = -2", "dL/df = 4"]
+    assert printed[5] == f"wrote {out} (11 steps: open it in a browser)"
+    L, _ = seed001()
+    assert out.read_text(encoding="utf-8") == explore(L).html  # the same page as from Python
+    assert run_explore("o = tanh(x*w + b)", "x=2", "w=-3", "b=6.88", "-o", "-") == 0
+    assert capsys.readouterr().out.startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["__import__('os').system('ls')"], "explore: only the functions exp, log"),
+        (["a.b", "a=1"], "explore: attribute access is not allowed"),
+        (["L = a*q", "a=1"], "explore: unknown name 'q'"),
+        (["L = a*b", "a=1", "b=x"], "explore: the value of 'b' must be a number"),
+        (["2 * 3"], "explore: the expression depends on no input"),
+        (["sqrt(x)", "x=0"], "explore: sqrt: the derivative is undefined at (0.0,)"),
+        (["L = a*b", "a=1", "b=2", "-o", "L.svg"], "explore: the page is HTML"),
+        (
+            ["L = a*b*c*d", "a=1", "b=2", "c=3", "d=4", "--max-nodes", "3"],
+            "has 7 values, more than max_nodes=3",
+        ),
+        (["L = a*b", "a=1", "b=2", "--max-nodes", "0"], "max_nodes must be an integer from 1 to"),
+    ],
+)
+def test_the_command_refuses_in_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "-o" not in argv:
+        argv = [*argv, "-o", str(tmp_path / "page.html")]
+    assert run_explore(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chainrule explore: ") and message in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "page.html").exists()
+
+
+def test_the_installed_command_runs_explore(tmp_path: Path) -> None:
+    code = (
+        "import sys; from chainrule import cli; "
+        f"rc = cli.main(['explore', 'L = a*b', 'a=2', 'b=3', '-o', {str(tmp_path / 'p.html')!r}]); "
+        "print('demo' if 'chainrule.demo' in sys.modules else 'no-demo', rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "no-demo 0"  # only the chosen command is imported
+    assert (tmp_path / "p.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    refused = subprocess.run(
+        [sys.executable, "-m", "chainrule", "explore", "open('x')", "-o", str(tmp_path / "q.html")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("chainrule explore: ")
+
+
+def test_numbers_are_formatted_for_reading() -> None:
+    assert [explorer._fmt(x) for x in (-2.0, 6.0, 0.5, 1 / 3, 1e-7, 2.5e10, math.inf, -0.0)] == [
+        "-2.0",
+        "6.0",
+        "0.5",
+        "0.333333",
+        "1e-07",
+        "2.5e+10",
+        "inf",
+        "-0.0",
+    ]
+
+
+def test_docs_examples_run_and_print_what_they_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "explore.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the example saves a page
+    block = re.search(r"```python\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    exec(compile(block, "docs/explore.md", "exec"), {})
+    printed = re.search(r"prints\n\n```\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    assert capsys.readouterr().out == printed
+    assert (tmp_path / "L.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    # the command's transcript, as the doc shows it
+    console = re.search(r"```console\n\$ chainrule explore (.*?)\n(.*?)\$", doc, re.S)
+    assert console is not None
+    assert run_explore(SEED001, *SEED001_VALUES, "-o", "L.html") == 0
+    assert capsys.readouterr().out == console.group(2)
+    assert console.group(1) == f'"{SEED001}" {" ".join(SEED001_VALUES)} -o L.html'
