@@ -461,3 +461,10 @@ def test_docs_examples_run_and_print_what_they_say(
     assert run_explore(SEED001, *SEED001_VALUES, "-o", "L.html") == 0
     assert capsys.readouterr().out == console.group(2)
     assert console.group(1) == f'"{SEED001}" {" ".join(SEED001_VALUES)} -o L.html'
+
+
+def test_chainrule_explore_is_the_function_even_after_the_module_is_imported() -> None:
+    import chainrule
+    import chainrule.explorer  # noqa: F401 - the CLI imports it; the attribute must stay the function
+
+    assert callable(chainrule.explore) and chainrule.explore is chainrule.explorer.explore

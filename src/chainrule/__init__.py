@@ -32,6 +32,7 @@ _LAZY = {
     "ModelFileError": "serialize",
     "Tensor": "tensor",
     "defop": "userops",
+    "explore": "explorer",
 }
 
 # submodules that `import chainrule` makes reachable as attributes on first use (chainrule.optim.SGD)
@@ -47,6 +48,7 @@ _SUBMODULES = {
     "compiler",
     "tensor",
     "userops",
+    "explorer",
 }
 
 
