@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import chainrule
+import chainrule.userops
 from conftest import need
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -23,7 +25,13 @@ def test_readme_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.Mon
     need("numpy")
     need("torch")
     monkeypatch.chdir(tmp_path)  # examples may write files (model.json)
-    exec(compile(BLOCKS[index], f"README.md example {index}", "exec"), {"__name__": "readme"})
+    defined_before = set(chainrule.OPS)
+    try:
+        exec(compile(BLOCKS[index], f"README.md example {index}", "exec"), {"__name__": "readme"})
+    finally:  # forget the ops an example defines with defop: other tests iterate the table
+        for name in set(chainrule.OPS) - defined_before:
+            del chainrule.OPS[name]
+            chainrule.userops._defined_here.discard(name)
 
 
 def test_readme_first_example_prints_the_seed_numbers(capsys: pytest.CaptureFixture[str]) -> None:

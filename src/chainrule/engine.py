@@ -86,28 +86,41 @@ def _operator(op: Op, reflected: bool) -> Callable[[Value, Any], Value]:
     # saves two calls per node on the hottest path of the engine. The op's rules stay in the table;
     # this only wires them to Python's operators.
     forward = op.forward
-    check = op.check if op.invalid is not None else None
+    invalid = op.invalid  # the domain test; `op.check` builds the error when it fails
 
     def method(self: Value, other: Any) -> Value:
-        if not isinstance(other, Value):  # a plain number becomes a constant
-            number = _leaf(other)
+        if isinstance(other, Value):
+            a, b = (other, self) if reflected else (self, other)
+            try:
+                x = a._data
+                y = b._data
+            except AttributeError:  # a placeholder (or a node computed from one) has no data yet
+                return _symbolic(op, (a, b))
+            requires_grad = a.requires_grad or b.requires_grad
+        else:
+            # A plain number operand is stored in the node as the float itself, not as a constant
+            # Value: one object less per node. `_prev` turns it into a constant Value when asked.
+            number = other if type(other) is float else _as_float(other)
             if number is None:
                 return _not_a_number(op, other)
-            other = number
-        a, b = (other, self) if reflected else (self, other)
-        try:
-            x = a._data
-            y = b._data
-        except AttributeError:  # a placeholder (or a node computed from one) has no data yet
-            return _symbolic(op, (a, b))
-        if check is not None:
-            check(FLOAT, x, y)
+            try:
+                mine = self._data
+            except AttributeError:
+                leaf = _leaf(number)
+                return _symbolic(op, (leaf, self) if reflected else (self, leaf))
+            if reflected:
+                a, b, x, y = number, self, number, mine
+            else:
+                a, b, x, y = self, number, mine, number
+            requires_grad = self.requires_grad
+        if invalid is not None and invalid(FLOAT, x, y):
+            op.check(FLOAT, x, y)
         out = _new(Value)
         out._data = forward(FLOAT, x, y)
         out.grad = 0.0
         out.label = ""
         if _grad_enabled or _recording():
-            out.requires_grad = a.requires_grad or b.requires_grad
+            out.requires_grad = requires_grad
             out._a = a
             out._b = b
             out._fn = op
@@ -128,15 +141,15 @@ def _operator(op: Op, reflected: bool) -> Callable[[Value, Any], Value]:
 def _unary(op: Op) -> Callable[[Value], Value]:
     """Value's method for the one-input op `op` (`v.tanh()`, `-v`, `abs(v)`), made from its row."""
     forward = op.forward
-    check = op.check if op.invalid is not None else None
+    invalid = op.invalid
 
     def method(self: Value) -> Value:
         try:
             x = self._data
         except AttributeError:
             return _symbolic(op, (self,))
-        if check is not None:
-            check(FLOAT, x)
+        if invalid is not None and invalid(FLOAT, x):
+            op.check(FLOAT, x)
         out = _new(Value)
         out._data = forward(FLOAT, x)
         out.grad = 0.0
@@ -268,6 +281,9 @@ class Value:
             return (a,)
         if b is _MANY:
             return a
+        if type(a) is float or type(b) is float:  # a number operand, stored as a float: make it a
+            a, b = _as_node(a), _as_node(b)  # constant Value once, so that it keeps its identity
+            self._a, self._b = a, b
         return (a, b)
 
     @_prev.setter
@@ -475,13 +491,26 @@ def constant(x: Operand) -> Value:
     return Value(x, requires_grad=False)
 
 
+def _as_float(x: Any) -> float | None:
+    """A real number (int, bool, numpy scalar, ...) as a float; None if `x` is not one."""
+    if type(x) is int and -(2**53) <= x <= 2**53:  # the common case, exactly representable
+        return float(x)
+    if not _is_real(x):
+        return None
+    return _to_float(x, "Value")
+
+
+def _as_node(x: Value | float) -> Value:
+    """An operand as a Value: a number stored in a node's slot becomes a constant leaf."""
+    return _leaf(x) if type(x) is float else x
+
+
 def _leaf(x: Any) -> Value | None:
     """A plain number as a constant Value (no gradient); None if `x` is not a real number."""
-    t = type(x)
-    if t is not float:
-        if t is not int and not _is_real(x):
+    if type(x) is not float:
+        x = _as_float(x)
+        if x is None:
             return None
-        x = _to_float(x, "Value")
     out = _new(Value)
     out._data = x
     out.grad = 0.0
@@ -638,14 +667,28 @@ _EXIT = object()  # a marker on the DFS stack: "all children of the node below m
 
 
 def topological_order(root: Value, only_requiring_grad: bool = False) -> list[Value]:
-    """Every node below `root`, each after all of its inputs (iterative depth-first search)."""
+    """Every node below `root`, each after all of its inputs (iterative depth-first search).
+
+    With `only_requiring_grad`, just the nodes a gradient flows into (what `backward()` visits);
+    otherwise every node, numbers stored in a node included (as constant Values).
+    """
+    if not only_requiring_grad:
+        return _every_node_in_order(root)
+    return _gradient_order(root, zero_scratch=False)
+
+
+def _gradient_order(root: Value, zero_scratch: bool) -> list[Value]:
+    """The nodes a gradient flows into, each after its inputs; with `zero_scratch`, also `_g = 0.0`.
+
+    Backward zeroes each node's scratch gradient here, as the node is reached, rather than in a
+    second loop over the order (only under `GRAD_LOCK`: the slot may be shared with other graphs).
+    """
     order: list[Value] = []
     # A node is marked when it is expanded, not when it is pushed: a node pushed early (a child of
     # the root) but also reachable deeper down (y = x + x*2) must be finished before every user.
     seen: set[Value] = set()
     stack: list[Any] = [root]
     push, pop, mark, emit = stack.append, stack.pop, seen.add, order.append
-    all_nodes = not only_requiring_grad
     while stack:
         node = pop()
         if node is _EXIT:
@@ -654,6 +697,8 @@ def topological_order(root: Value, only_requiring_grad: bool = False) -> list[Va
         if node in seen:
             continue
         mark(node)
+        if zero_scratch:
+            node._g = 0.0
         a = node._a
         if a is None:  # a leaf is finished as soon as it is reached
             emit(node)
@@ -663,18 +708,41 @@ def topological_order(root: Value, only_requiring_grad: bool = False) -> list[Va
         b = node._b
         if b is _MANY:
             for child in a:
-                if child not in seen and (all_nodes or child.requires_grad):
+                if child not in seen and child.requires_grad:
                     push(child)
             continue
-        if a not in seen and (all_nodes or a.requires_grad):
+        # A number operand is a float here (it takes no gradient): skip it.
+        if type(a) is not float and a not in seen and a.requires_grad:
             push(a)
-        if b is not None and b not in seen and (all_nodes or b.requires_grad):
+        if b is not None and type(b) is not float and b not in seen and b.requires_grad:
             push(b)
     return order
 
 
+def _every_node_in_order(root: Value) -> list[Value]:
+    """`topological_order` over all nodes, through `_prev` (which gives stored numbers their Value)."""
+    order: list[Value] = []
+    seen: set[Value] = set()
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if node is _EXIT:
+            order.append(stack.pop())
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        if node._a is None:
+            order.append(node)
+            continue
+        stack.append(node)
+        stack.append(_EXIT)
+        stack.extend(child for child in node._prev if child not in seen)
+    return order
+
+
 def _walk(root: Value) -> Iterator[Value]:
-    """Every node below `root` once, in no particular order."""
+    """Every node below `root` once, in no particular order (numbers stored in nodes skipped)."""
     seen = {root}
     stack = [root]
     while stack:
@@ -685,7 +753,7 @@ def _walk(root: Value) -> Iterator[Value]:
             continue
         b = node._b
         for child in a if b is _MANY else (a,) if b is None else (a, b):  # the slots, not `_prev`: faster
-            if child not in seen:
+            if type(child) is not float and child not in seen:
                 seen.add(child)
                 stack.append(child)
 
@@ -708,7 +776,7 @@ def backprop(root: Value, accumulate: bool, create_graph: bool = False) -> list[
     if _observer is not None:  # chainrule.anomaly: checking sweeps, in the threads that ask for them
         sweep_floats, sweep_values = _observer.sweeps(sweep_floats, sweep_values)
     with GRAD_LOCK:
-        order = topological_order(root, only_requiring_grad=True)
+        order = _gradient_order(root, zero_scratch=not create_graph)
         if create_graph:
             for node in order:
                 node._g = None
@@ -716,8 +784,6 @@ def backprop(root: Value, accumulate: bool, create_graph: bool = False) -> list[
             with enable_grad():
                 sweep_values(order, accumulate)
         else:
-            for node in order:
-                node._g = 0.0
             root._g = 1.0
             sweep_floats(order, accumulate)
     return order
@@ -741,15 +807,22 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
             if b is None:  # one input
                 if a.requires_grad:  # False if it was switched off after the graph was built
                     a._g += op.derivatives[0](m, g, node._data, a._data)
-            elif b is not _MANY:  # two inputs
+            elif b is not _MANY:  # two inputs; a number among them is stored as a float
                 out = node._data
-                x = a._data
-                y = b._data
                 da, db = op.derivatives
-                if a.requires_grad:
-                    a._g += da(m, g, out, x, y)
-                if b.requires_grad:
-                    b._g += db(m, g, out, x, y)
+                if type(b) is float:
+                    if a.requires_grad:
+                        a._g += da(m, g, out, a._data, b)
+                elif type(a) is float:
+                    if b.requires_grad:
+                        b._g += db(m, g, out, a, b._data)
+                else:
+                    x = a._data
+                    y = b._data
+                    if a.requires_grad:
+                        a._g += da(m, g, out, x, y)
+                    if b.requires_grad:
+                        b._g += db(m, g, out, x, y)
             elif op.hand_built:
                 _hand_step(node, g)
             elif op.arity is None:
@@ -778,7 +851,9 @@ def _hand_step(node: Value, g: float) -> None:
     keeps its own semantics (twice doubles, each path counted once) whatever the closure does.
     """
     closure = node._fn.backward
-    children = tuple(dict.fromkeys(node._a))  # a child given twice is one child with one .grad
+    children = node._a
+    if len(children) > 1:  # a child given twice is one child, with one .grad
+        children = tuple(dict.fromkeys(children))
     if closure is None:
         if not children:
             return
