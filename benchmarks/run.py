@@ -1,6 +1,7 @@
 """chainrule against micrograd, in one run: `python benchmarks/run.py` prints a table of figures and ratios.
 
-(a) a chain of 100,000 mixed ops: build and backward, ns per op;
+(a) chains of 1,000, 10,000 and 100,000 mixed ops: build and backward, ns per op (a learner's
+    expression or neuron is small, a long training graph is large: the ratio must hold at every size);
 (b) micrograd's own demo step: two moons (100 samples), MLP(2, [16, 16, 1]), SVM max-margin loss with L2
     regularisation, forward over all samples + backward + SGD update, written exactly as micrograd's
     demo notebook writes it, run through each engine;
@@ -40,8 +41,9 @@ try:
 except ImportError:  # pragma: no cover - the comparison is the point of this script
     sys.exit("benchmarks/run.py compares against micrograd: pip install micrograd==0.1.0")
 
-CHAIN_OPS = 100_000
-TARGETS = {"chain": 3.0, "demo": 10.0, "memory": 4.0, "depth": 10**6}
+CHAIN_SIZES = (1_000, 10_000, 100_000)
+MEMORY_CHAIN_OPS = 10_000
+TARGETS = {"chain": 3.0, "demo": 15.0, "memory": 4.0, "depth": 10**6}
 
 
 # --- the workloads, written once for both engines ------------------------------------------------
@@ -147,22 +149,30 @@ ENGINES = {"chainrule": chainrule.Value, "micrograd": micrograd.engine.Value}
 clock = time.process_time  # CPU time of this process; main() switches to wall time with --wall
 
 
-def chain_times(repeats: int) -> dict[str, list[tuple[float, float]]]:
-    """Per engine and repeat: (ns per op to build, ns per op to backpropagate) the CHAIN_OPS chain.
+def chain_times(repeats: int, n: int) -> dict[str, list[tuple[float, float]]]:
+    """Per engine and repeat: (ns per op to build, ns per op to backpropagate) a chain of n ops.
 
-    The engines take turns, repeat by repeat, so that both see the same state of the machine.
+    The engines take turns, repeat by repeat, so that both see the same state of the machine. A
+    repeat of a short chain builds and differentiates it several times (about 100,000 ops in all),
+    so that every timing is long enough to measure.
     """
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in ENGINES}
+    rounds = max(1, 100_000 // n)
     for _ in range(repeats):
         for name, cls in ENGINES.items():
             gc.collect()
-            start = clock()
-            x, y = build_chain(cls, CHAIN_OPS)
-            built = clock()
-            y.backward()
-            done = clock()
-            times[name].append(((built - start) / CHAIN_OPS * 1e9, (done - built) / CHAIN_OPS * 1e9))
-            del x, y
+            build = backward = 0.0
+            for _ in range(rounds):
+                start = clock()
+                x, y = build_chain(cls, n)
+                built = clock()
+                y.backward()
+                done = clock()
+                build += built - start
+                backward += done - built
+                del x, y
+            ops = n * rounds
+            times[name].append((build / ops * 1e9, backward / ops * 1e9))
     return times
 
 
@@ -220,7 +230,7 @@ def memory_figures() -> dict[str, tuple[int, int]]:
         ("chainrule", chainrule.Value, ours),
         ("micrograd", micrograd.engine.Value, theirs),
     ):
-        figures[f"chain/{name}"] = graph_bytes(lambda cls=cls: build_chain(cls, 10_000))
+        figures[f"chain/{name}"] = graph_bytes(lambda cls=cls: build_chain(cls, MEMORY_CHAIN_OPS))
         figures[f"demo/{name}"] = graph_bytes(lambda cls=cls, model=model: demo_loss(model, cls, X, y)[0])
     return figures
 
@@ -312,17 +322,21 @@ def main(argv: list[str] | None = None) -> int:
         figures = fmt.format(statistics.median(ours)), fmt.format(statistics.median(theirs))
         rows.append((name, *figures, ratio, target and f">= {target:g}x", met))
 
-    chain = in_big_thread(lambda: chain_times(args.repeats))
-    ours, theirs = chain["chainrule"], chain["micrograd"]
-    timed_row("(a) chain build, ns/op", [b for b, _ in ours], [b for b, _ in theirs], "{:.0f}", None)
-    timed_row("(a) chain backward, ns/op", [w for _, w in ours], [w for _, w in theirs], "{:.0f}", None)
-    timed_row(
-        "(a) chain build + backward, ns/op",
-        [b + w for b, w in ours],
-        [b + w for b, w in theirs],
-        "{:.0f}",
-        TARGETS["chain"],
-    )
+    for n in CHAIN_SIZES:
+        chain = in_big_thread(lambda n=n: chain_times(args.repeats, n))
+        ours, theirs = chain["chainrule"], chain["micrograd"]
+        size = f"{n:,} ops"
+        timed_row(f"(a) {size}: build, ns/op", [b for b, _ in ours], [b for b, _ in theirs], "{:.0f}", None)
+        timed_row(
+            f"(a) {size}: backward, ns/op", [w for _, w in ours], [w for _, w in theirs], "{:.0f}", None
+        )
+        timed_row(
+            f"(a) {size}: build + backward, ns/op",
+            [b + w for b, w in ours],
+            [b + w for b, w in theirs],
+            "{:.0f}",
+            TARGETS["chain"],
+        )
 
     demo = in_big_thread(lambda: demo_times(args.repeats))
     timed_row(
