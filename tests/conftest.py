@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -25,6 +26,20 @@ def need(module_name: str) -> ModuleType:
         if REQUIRE_ALL:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture
+def user_ops_restored() -> Iterator[None]:
+    """Undo the ops a test defines with `chainrule.defop`, so that no other test sees them or their names."""
+    from chainrule import OPS, userops
+
+    ops, defined = dict(OPS), set(userops._defined_here)
+    yield
+    with userops._registry_lock:
+        OPS.clear()
+        OPS.update(ops)
+        userops._defined_here.clear()
+        userops._defined_here.update(defined)
 
 
 try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 
-from chainrule import Value, grad, hessian
+from chainrule import TABLE, Op, Value, grad, hessian
 from chainrule.check import TorchComparison, against_torch
 from conftest import need
+from op_cases import Fixed, case
 
 
 def test_seed_000_graph_agrees_with_torch() -> None:
@@ -37,6 +39,23 @@ def test_every_value_method_runs_on_torch_too() -> None:
     assert result.ok, result
     assert result.max_difference < 1e-12
     assert result.grads == pytest.approx(grad(f, (0, 1))(0.4, 1.3), abs=0)
+
+
+@pytest.mark.parametrize("op", [op for op in TABLE if op.arity is not None], ids=lambda op: op.name)
+def test_against_torch_knows_every_operator_and_method_of_the_table(op: Op) -> None:
+    # Each row spelled as users write it (tests/op_cases.py), at its gradcheck points: a new row whose
+    # method torch tensors lack must get one in chainrule.check's tensor class.
+    need("torch")
+    entry = case(op)
+    for point in entry.gradcheck:
+        free = [x for x in point if not isinstance(x, Fixed)]
+
+        def f(*xs: Any, point: tuple[Any, ...] = point) -> Any:
+            it = iter(xs)
+            return entry.spell(*(p.x if isinstance(p, Fixed) else next(it) for p in point))
+
+        result = against_torch(f, *free)
+        assert result.ok and result.max_difference < 1e-12, (op.name, point, result)
 
 
 def test_a_disagreement_is_reported() -> None:

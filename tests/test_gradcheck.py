@@ -8,66 +8,32 @@ from typing import Any
 
 import pytest
 
-from chainrule import OPS, TABLE, GradcheckError, Value, constant, gradcheck, numerical_grad
+from chainrule import OPS, TABLE, GradcheckError, Op, Value, constant, gradcheck, numerical_grad
 from chainrule.backends import VALUE
 from chainrule.engine import apply
+from op_cases import Fixed, case
 
 
-@dataclasses.dataclass(frozen=True)
-class Fixed:
-    """An operand passed to the op as a constant, not checked (e.g. pow's exponent for a negative base)."""
-
-    x: float
-
-
-# Sample points per op, inside its domain and away from kinks (relu and abs at 0). Every op of the
-# table must appear here: a new op without points fails test_every_op_has_sample_points.
-POINTS: dict[str, list[tuple[Any, ...]]] = {
-    "add": [(1.5, -2.0), (0.3, 0.7)],
-    "sub": [(1.5, -2.0), (0.3, 0.7)],
-    "mul": [(1.5, -2.0), (-0.3, 0.7)],
-    "truediv": [(1.5, -2.0), (0.3, 0.7), (-2.0, 0.5)],
-    "neg": [(1.5,), (-0.4,)],
-    "pow": [(1.5, 2.0), (0.7, 2.5), (2.0, -1.5), (-1.5, Fixed(3.0)), (-0.5, Fixed(-2.0))],
-    "exp": [(0.5,), (-1.2,), (2.0,)],
-    "log": [(0.5,), (2.0,), (10.0,)],
-    "tanh": [(-1.0,), (0.3,), (2.0,)],
-    "relu": [(-1.0,), (0.7,), (2.5,)],
-    "sigmoid": [(-2.0,), (0.0,), (3.0,)],
-    "softplus": [(-2.0,), (0.0,), (3.0,)],
-    "sin": [(-1.0,), (0.5,), (3.0,)],
-    "cos": [(-1.0,), (0.5,), (3.0,)],
-    "sqrt": [(0.25,), (2.0,), (9.0,)],
-    "abs": [(-1.5,), (0.5,)],
-    "sum": [(1.0,), (1.0, 2.0), (0.5, -1.0, 2.0, 3.0)],
-}
-
-
-def test_every_op_has_sample_points() -> None:
-    missing = [op.name for op in TABLE if op.name not in POINTS]
-    assert not missing, f"add sample points for the new op(s) {missing} to POINTS in {__file__}"
-
-
-def _op_function(name: str, point: tuple[Any, ...]) -> tuple[Any, list[float]]:
+def _op_function(op: Op, point: tuple[Any, ...]) -> tuple[Any, list[float]]:
     """f(*checked args) applying the op, with Fixed operands closed over as constants."""
-    op = OPS[name]
     free = [x for x in point if not isinstance(x, Fixed)]
 
     def f(*xs: Value) -> Value:
         it = iter(xs)
         return apply(op, *(constant(p.x) if isinstance(p, Fixed) else next(it) for p in point))
 
-    f.__name__ = name
+    f.__name__ = op.name
     return f, free
 
 
-@pytest.mark.parametrize("name", [op.name for op in TABLE])
+# Every row of the table at its gradcheck points (tests/op_cases.py; a row without them fails there).
+@pytest.mark.parametrize("op", TABLE, ids=lambda op: op.name)
 @pytest.mark.parametrize("order", [1, 2])
-def test_every_op_passes_gradcheck(name: str, order: int) -> None:
-    if name not in POINTS:
-        pytest.fail(f"no sample points for op {name!r}: add them to POINTS")
-    for point in POINTS[name]:
-        f, free = _op_function(name, point)
+def test_every_op_passes_gradcheck(op: Op, order: int) -> None:
+    points = case(op).gradcheck
+    assert points, f"no gradcheck points for op {op.name!r}: add them to tests/op_cases.py"
+    for point in points:
+        f, free = _op_function(op, point)
         assert gradcheck(f, *free, order=order) is True
 
 

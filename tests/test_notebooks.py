@@ -45,6 +45,21 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "images": {"image/svg+xml": 1},
         "text": ["(-0.1875, -0.046875, 0.125)", "True"],
     },
+    "06_your_own_operation.ipynb": {
+        "images": {"image/svg+xml": 2},
+        "text": [
+            "8.0 cube 12.0",  # the hand-built cube's _backward, called by hand
+            # the lecture's neuron, stepped through with _backward() node by node
+            "x1.grad = -1.5\nw1.grad = 1.0\nx2.grad = 0.5\nw2.grad = 0.0",
+            "7.194893834566 7.194893834566",  # hand-built and table ops mixed, against **
+            "has no _backward: give it one",
+            "12.0 12.0 6.0",  # grad(grad(grad(cube))) made with defop
+            "its _backward works on numbers, so its gradient cannot be differentiated again",
+            "True True",  # compiled on a numpy batch, against eager
+            "[ 3.   12.    0.75]",  # on a Tensor
+            "compile: node (op 'cube') was built by hand with its own _backward",
+        ],
+    },
 }
 
 

@@ -1,9 +1,10 @@
 """Checks generated from the derivative table: every op, every input, against PyTorch and finite differences.
 
-`CASES` below has one entry per row of `chainrule.TABLE`: the PyTorch function that computes the same
-thing, the op's spelling through the `Value` API, sample points (including points near the edge of the
-op's domain) and the inputs that lie outside the domain. Adding an op to the table without adding an
-entry here makes `test_every_op_has_cases` fail, so a new op cannot ship untested.
+The per-op data comes from tests/op_cases.py, which has one entry per row of `chainrule.TABLE`: the
+PyTorch function that computes the same thing, the op's spelling through the `Value` API, sample points
+(including points near the edge of the op's domain) and the inputs that lie outside the domain. Adding
+an op to the table without adding an entry there makes
+`test_every_table_row_has_an_entry_and_every_entry_a_row` fail, so a new op cannot ship untested.
 
 Each rule is checked on all three backends it is written for: floats (eager backward), `Value`s
 (`backward(create_graph=True)`, where the rules build graph nodes) and numpy arrays (a whole batch of
@@ -13,8 +14,6 @@ sample points at once).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -24,168 +23,7 @@ from chainrule import OPS, TABLE, DomainError, Op, Value
 from chainrule.backends import FLOAT, numpy_backend
 from chainrule.engine import apply
 from conftest import need
-
-
-@dataclass(frozen=True)
-class Point:
-    """Inputs of one op, which of them are `Value`s (the others are plain numbers) and how to check."""
-
-    xs: tuple[float, ...]
-    wrt: tuple[int, ...] | None = None  # inputs given as Values; None means all of them
-    fd: bool = True  # also compare with a finite difference (off at kinks and at overflow)
-
-    def inputs(self) -> tuple[int, ...]:
-        return tuple(range(len(self.xs))) if self.wrt is None else self.wrt
-
-
-@dataclass(frozen=True)
-class OpCases:
-    """How to test one op: its PyTorch twin, its Value spelling, where it is defined and where not."""
-
-    torch_fn: Callable[..., Any]  # called with torch float64 tensors
-    spell: Callable[..., Any]  # the op through the public Value API (Values and numbers mixed)
-    points: tuple[Point, ...]
-    invalid: tuple[tuple[float, ...], ...] = field(default=())  # must raise op.error, naming the op
-
-
-def _t(name: str) -> Callable[..., Any]:
-    """A torch function looked up by name only when a test runs (torch is an optional component)."""
-
-    def call(*xs: Any) -> Any:
-        torch = need("torch")
-        if name == "softplus":  # log(1 + e^x) without torch's linear cut-off above x = 20
-            return torch.logaddexp(xs[0], torch.zeros_like(xs[0]))
-        if name == "sum":
-            return torch.stack(xs).sum()
-        return getattr(torch, name)(*xs)
-
-    return call
-
-
-P = Point
-CASES: dict[str, OpCases] = {
-    "add": OpCases(
-        _t("add"),
-        lambda a, b: a + b,
-        (P((1.5, -2.25)), P((0.0, 3.0)), P((1e300, 1e300)), P((2.0, 5.0), wrt=(0,)), P((2.0, 5.0), wrt=(1,))),
-    ),
-    "sub": OpCases(
-        _t("sub"),
-        lambda a, b: a - b,
-        (P((1.5, -2.25)), P((-7.0, -7.0)), P((2.0, 5.0), wrt=(0,)), P((2.0, 5.0), wrt=(1,))),
-    ),
-    "mul": OpCases(
-        _t("mul"),
-        lambda a, b: a * b,
-        (
-            P((1.5, -2.25)),
-            P((0.0, 3.0)),
-            P((-1e-200, 1e-200)),
-            P((2.0, 5.0), wrt=(0,)),
-            P((2.0, 5.0), wrt=(1,)),
-        ),
-    ),
-    "truediv": OpCases(
-        _t("div"),
-        lambda a, b: a / b,
-        (
-            P((1.5, -2.25)),
-            P((0.0, 3.0)),
-            P((1.0, 1e-3)),
-            P((-3.0, -1e-150)),
-            P((2.0, 5.0), wrt=(0,)),
-            P((2.0, 5.0), wrt=(1,)),
-        ),
-        invalid=((1.0, 0.0), (0.0, 0.0), (-2.0, -0.0)),
-    ),
-    "neg": OpCases(_t("neg"), lambda a: -a, (P((1.5,)), P((0.0,)), P((-1e300,)))),
-    "pow": OpCases(
-        _t("pow"),
-        lambda a, b: a**b,
-        (
-            P((2.0, 3.0)),
-            P((2.5, 0.5)),
-            P((0.7, -1.5)),
-            P((1e-3, 0.5)),
-            P((3.0, 0.0)),
-            P((1.0, 7.5)),
-            P((0.0, 2.0)),
-            P((0.0, 1.0)),
-            P((0.0, 0.5), wrt=(1,)),
-            # a number exponent: Value ** 3 (a negative base is fine with an integer exponent)
-            P((-2.0, 3.0), wrt=(0,)),
-            P((-1.5, -2.0), wrt=(0,)),
-            P((4.0, 0.5), wrt=(0,)),
-            P((0.0, 0.0), wrt=(0,)),
-            P((-3.0, 0.0), wrt=(0,)),
-            P((0.0, 3.0), wrt=(0,)),
-            # a number base: 2 ** Value
-            P((2.0, 3.0), wrt=(1,)),
-            P((0.5, -4.0), wrt=(1,)),
-            P((0.0, 2.0), wrt=(1,)),
-            P((10.0, 400.0), wrt=(1,), fd=False),
-        ),
-        invalid=((-8.0, 0.5), (-1.0, 1e-9), (0.0, -1.0), (0.0, -0.5)),
-    ),
-    "exp": OpCases(
-        _t("exp"),
-        lambda a: a.exp(),
-        (P((0.0,)), P((1.5,)), P((-3.0,)), P((700.0,)), P((-745.0,), fd=False), P((710.0,), fd=False)),
-    ),
-    "log": OpCases(
-        _t("log"),
-        lambda a: a.log(),
-        (P((1.0,)), P((2.5,)), P((1e-3,)), P((1e-300,), fd=False), P((1e300,))),
-        invalid=((0.0,), (-1.0,), (-0.0,), (-1e-300,), (-math.inf,)),
-    ),
-    "tanh": OpCases(
-        _t("tanh"), lambda a: a.tanh(), (P((0.0,)), P((0.5,)), P((-2.0,)), P((20.0,)), P((-400.0,)))
-    ),
-    "relu": OpCases(
-        _t("relu"), lambda a: a.relu(), (P((1.5,)), P((-1.5,)), P((1e-300,), fd=False), P((0.0,), fd=False))
-    ),
-    "sigmoid": OpCases(
-        _t("sigmoid"),
-        lambda a: a.sigmoid(),
-        (
-            P((0.0,)),
-            P((1.5,)),
-            P((-2.0,)),
-            P((40.0,)),
-            P((-40.0,)),
-            P((-700.0,), fd=False),
-            P((800.0,)),
-            P((-800.0,), fd=False),
-        ),
-    ),
-    "softplus": OpCases(
-        _t("softplus"),
-        lambda a: a.softplus(),
-        (P((0.0,)), P((1.5,)), P((-2.0,)), P((40.0,)), P((-40.0,)), P((800.0,)), P((-800.0,), fd=False)),
-    ),
-    "sin": OpCases(_t("sin"), lambda a: a.sin(), (P((0.0,)), P((1.0,)), P((-2.5,)), P((100.0,)))),
-    "cos": OpCases(_t("cos"), lambda a: a.cos(), (P((0.0,)), P((1.0,)), P((-2.5,)), P((100.0,)))),
-    "sqrt": OpCases(
-        _t("sqrt"),
-        lambda a: a.sqrt(),
-        (P((4.0,)), P((2.0,)), P((1e-3,)), P((1e-300,), fd=False), P((1e300,))),
-        invalid=((-1.0,), (-1e-300,), (-math.inf,)),
-    ),
-    "abs": OpCases(
-        _t("abs"), lambda a: abs(a), (P((1.5,)), P((-1.5,)), P((-1e-300,), fd=False), P((0.0,), fd=False))
-    ),
-    "sum": OpCases(
-        _t("sum"),
-        lambda *xs: chainrule.sum(xs),
-        (
-            P((2.5,)),
-            P((1.0, -2.0)),
-            P((1.0, -2.0, 3.5)),
-            P((0.5, 1.5, -2.5, 3.5, 1e-3)),
-            P((1.0, 2.0, 3.0), wrt=(1,)),
-        ),
-    ),
-}
+from op_cases import CASES, Point, case, cases_for_table
 
 
 # --- comparing numbers --------------------------------------------------------------------------
@@ -203,7 +41,7 @@ def torch_reference(op: Op, point: Point) -> tuple[float, dict[int, float]]:
         torch.tensor(x, dtype=torch.float64, requires_grad=i in point.inputs())
         for i, x in enumerate(point.xs)
     ]
-    out = CASES[op.name].torch_fn(*ts)
+    out = case(op).torch(*ts)
     out.backward()
     return out.item(), {i: ts[i].grad.item() for i in point.inputs()}
 
@@ -236,25 +74,42 @@ def _params(fd_only: bool = False) -> list[Any]:
 
 def _fail_without_cases(op: Op, point: Point | None) -> Point:
     if point is None:
-        pytest.fail(f"op {op.name!r} is in chainrule.TABLE but has no entry in CASES in {__file__}")
+        case(op)  # fails, naming tests/op_cases.py
+        raise AssertionError(f"op {op.name!r} has no sample points in tests/op_cases.py")
     return point
 
 
-def test_every_op_has_cases() -> None:
-    missing = sorted(set(OPS) - set(CASES))
-    stale = sorted(set(CASES) - set(OPS))
-    assert not missing, f"ops without test cases (add them to CASES): {missing}"
-    assert not stale, f"CASES for ops that are not in the table: {stale}"
+def test_every_table_row_has_an_entry_and_every_entry_a_row() -> None:
+    # chainrule.TABLE, not chainrule.OPS: defop adds user ops to OPS at run time, and tests that
+    # define ops must not change what the rest of the suite expects.
+    missing, stale = cases_for_table()
+    assert not missing, f"rows of chainrule.TABLE without an entry in tests/op_cases.py CASES: {missing}"
+    assert not stale, f"entries in tests/op_cases.py CASES for ops that are not in chainrule.TABLE: {stale}"
+
+
+def test_every_entry_is_complete() -> None:
+    for op in TABLE:
+        entry = case(op)
+        assert entry.points, f"{op.name}: no sample points in tests/op_cases.py"
+        assert entry.gradcheck, f"{op.name}: no gradcheck points in tests/op_cases.py"
+        for xs in (*(point.xs for point in entry.points), *entry.invalid, *entry.gradcheck):
+            fits = len(xs) >= 1 if op.arity is None else len(xs) == op.arity
+            assert fits, f"{op.name}: point {xs} in tests/op_cases.py has the wrong number of inputs"
+        if entry.ranges is not None:
+            assert op.arity is not None and len(entry.ranges) == op.arity, f"{op.name}: ranges"
+        if entry.numbers is not None:
+            assert op.arity is not None and len(entry.numbers) == op.arity, f"{op.name}: numbers"
 
 
 def test_ops_with_a_domain_have_invalid_cases() -> None:
     for op in TABLE:
         has_domain = op.invalid is not None
-        assert has_domain == bool(CASES[op.name].invalid), f"{op.name}: invalid cases and domain disagree"
+        assert has_domain == bool(case(op).invalid), f"{op.name}: invalid cases and domain disagree"
 
 
 def test_table_rows_are_well_formed() -> None:
-    assert len(OPS) == len(TABLE), "two ops share a name"
+    assert len({op.name for op in TABLE}) == len(TABLE), "two ops share a name"
+    assert all(OPS[op.name] is op for op in TABLE), "a row of TABLE is not the op OPS has by its name"
     for op in TABLE:
         assert op.doc and op.symbol, op.name
         assert len(op.derivatives) == (1 if op.arity is None else op.arity), op.name
@@ -290,7 +145,7 @@ def test_value_api_matches_torch(op: Op, point: Point | None) -> None:
     point = _fail_without_cases(op, point)
     want_out, want_grads = torch_reference(op, point)
     args = [Value(x) if i in point.inputs() else x for i, x in enumerate(point.xs)]
-    out = CASES[op.name].spell(*args)
+    out = case(op).spell(*args)
     assert out._fn is op, f"{op.name}'s spelling made a {out._fn} node"
     assert close(out.data, want_out)
     out.backward()
@@ -319,8 +174,7 @@ def test_numpy_backend_matches_float_rules(op: Op) -> None:
     """The rules on numpy arrays give, element by element, what they give on floats."""
     np = need("numpy")
     m = numpy_backend()
-    cases = CASES.get(op.name)
-    assert cases is not None, f"op {op.name!r} has no entry in CASES"
+    cases = case(op)
     by_arity: dict[int, list[Point]] = {}
     for point in cases.points:
         by_arity.setdefault(len(point.xs), []).append(point)
@@ -360,14 +214,14 @@ def test_outside_the_domain_raises_naming_op_and_value(op: Op, xs: tuple[float, 
         assert info.value.op == op.name and isinstance(info.value, ValueError)
     # and the same through the Value API, before any node is made
     with pytest.raises(op.error, match=op.name):
-        CASES[op.name].spell(*(Value(x) for x in xs))
+        case(op).spell(*(Value(x) for x in xs))
 
 
 @pytest.mark.parametrize(("op", "xs"), _invalid_params())
 def test_numpy_domain_error_names_the_batch_index(op: Op, xs: tuple[float, ...]) -> None:
     np = need("numpy")
     m = numpy_backend()
-    good = CASES[op.name].points[0].xs
+    good = case(op).points[0].xs
     cols = [np.array([g, x]) for g, x in zip(good, xs, strict=True)]
     with pytest.raises(op.error, match=rf"{op.name}: .*at batch index 1"):
         op.check(m, *cols)

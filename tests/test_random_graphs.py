@@ -16,20 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import chainrule
-from chainrule import OPS, Value
+from chainrule import TABLE, Value
 from chainrule.backends import FLOAT
 from conftest import need
+from op_cases import case
 
-UNARY = ("neg", "exp", "log", "tanh", "relu", "sigmoid", "softplus", "sin", "cos", "sqrt", "abs")
-BINARY = ("add", "sub", "mul", "truediv", "pow")
-OPERATORS = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "truediv": lambda a, b: a / b,
-    "pow": lambda a, b: a**b,
-}
+# Every row of the table, with its spelling, PyTorch twin and domain from tests/op_cases.py.
+BUILTIN = {op.name: op for op in TABLE}
 LIMIT = 1e3  # keep values (and so gradients) in a range where float64 rounding stays far below 1e-9
 
 
@@ -50,23 +43,6 @@ class Program:
     steps: tuple[Step, ...]
 
 
-def _valid(op: str, xs: list[float], exponent_is_value: bool) -> bool:
-    """Whether op at xs is well inside its domain (no kink or pole within reach of rounding)."""
-    if op in ("log", "sqrt"):
-        return xs[0] > 1e-2
-    if op == "truediv":
-        return abs(xs[1]) > 1e-1
-    if op == "pow":
-        base, exponent = xs
-        # a Value exponent needs log(base); a fractional or negative one needs a base away from 0
-        if exponent_is_value or exponent != int(exponent) or exponent < 0:
-            return base > 1e-1
-        return True
-    if op == "exp":
-        return xs[0] < 6.0
-    return True
-
-
 finite = st.floats(-3.0, 3.0, allow_nan=False).map(lambda x: round(x, 3))
 
 
@@ -82,28 +58,30 @@ def programs(draw: st.DrawFn) -> Program:
         # the later of two draws: recent nodes are likelier operands, so graphs get deep as well as wide
         return max(draw(st.integers(0, len(values) - 1)), draw(st.integers(0, len(values) - 1)))
 
+    def number(entry: Any, i: int) -> float:
+        choices = entry.numbers[i] if entry.numbers is not None else None
+        return draw(finite if choices is None else st.sampled_from(choices))
+
     for _ in range(draw(st.integers(1, 25))):
-        op = draw(st.sampled_from((*UNARY, *BINARY, "sum")))
-        if op in UNARY:
-            args: tuple[tuple[str, Any], ...] = (("node", pick()),)
-        elif op == "sum":
-            args = tuple(("node", pick()) for _ in range(draw(st.integers(1, 5))))
-        elif op == "pow":
-            form = draw(st.sampled_from(("value**number", "value**value", "number**value")))
-            if form == "value**number":
-                args = (("node", pick()), ("num", draw(st.sampled_from((2.0, 3.0, -1.0, 0.5, 1.5, 0.0)))))
-            elif form == "value**value":
-                args = (("node", pick()), ("node", pick()))
-            else:
-                args = (("num", draw(st.sampled_from((2.0, 0.5, 3.0)))), ("node", pick()))
-        else:
-            args = tuple(("node", pick()) if draw(st.booleans()) else ("num", draw(finite)) for _ in range(2))
+        op = draw(st.sampled_from(sorted(BUILTIN)))
+        entry = case(BUILTIN[op])
+        arity = BUILTIN[op].arity
+        if arity is None:  # n-ary (sum): nodes only
+            args: tuple[tuple[str, Any], ...] = tuple(
+                ("node", pick()) for _ in range(draw(st.integers(1, 5)))
+            )
+        elif arity == 1:
+            args = (("node", pick()),)
+        else:  # each input a node or a plain number, at least one of them a node
+            args = tuple(
+                ("node", pick()) if draw(st.booleans()) else ("num", number(entry, i)) for i in range(arity)
+            )
             if all(kind == "num" for kind, _ in args):
-                args = (("node", pick()), args[1])
+                args = (("node", pick()), *args[1:])
         xs = [values[v] if kind == "node" else v for kind, v in args]
-        if not _valid(op, xs, exponent_is_value=op == "pow" and args[1][0] == "node"):
+        if not entry.safe(xs, [kind == "node" for kind, _ in args]):
             continue
-        out = OPS[op].forward(FLOAT, *xs)
+        out = BUILTIN[op].forward(FLOAT, *xs)
         if not abs(out) < LIMIT:
             continue
         values.append(out)
@@ -116,18 +94,8 @@ def run_chainrule(program: Program) -> list[Value]:
     nodes = [Value(x, requires_grad=t) for x, t in zip(program.leaves, program.trainable, strict=True)]
     for step in program.steps:
         xs = [nodes[v] if kind == "node" else v for kind, v in step.args]
-        nodes.append(_spell(step.op, xs))
+        nodes.append(case(BUILTIN[step.op]).spell(*xs))  # as users write it: operators and methods
     return nodes
-
-
-def _spell(op: str, xs: list[Any]) -> Any:
-    """The op through the public Value API (operators and methods), as users write it."""
-    if op == "sum":
-        return chainrule.sum(xs)
-    if op in BINARY:
-        return OPERATORS[op](*xs)
-    (a,) = xs
-    return -a if op == "neg" else abs(a) if op == "abs" else getattr(a, op)()
 
 
 def run_torch(program: Program) -> list[Any]:
@@ -136,29 +104,9 @@ def run_torch(program: Program) -> list[Any]:
         torch.tensor(x, dtype=torch.float64, requires_grad=t)
         for x, t in zip(program.leaves, program.trainable, strict=True)
     ]
-    functions = {
-        "exp": torch.exp,
-        "log": torch.log,
-        "tanh": torch.tanh,
-        "relu": torch.relu,
-        "sigmoid": torch.sigmoid,
-        "softplus": lambda t: torch.logaddexp(t, torch.zeros_like(t)),
-        "sin": torch.sin,
-        "cos": torch.cos,
-        "sqrt": torch.sqrt,
-        "abs": torch.abs,
-        "neg": torch.neg,
-    }
     for step in program.steps:
         xs = [nodes[v] if kind == "node" else v for kind, v in step.args]
-        if step.op == "sum":
-            out = torch.stack(xs).sum()
-        elif step.op in BINARY:
-            out = OPERATORS[step.op](*xs)  # torch tensors have the same operators
-            if not isinstance(out, torch.Tensor):
-                out = torch.tensor(out, dtype=torch.float64)
-        else:
-            out = functions[step.op](xs[0])
+        out = case(BUILTIN[step.op]).torch(*xs)  # plain numbers become constant tensors
         if out.requires_grad:
             out.retain_grad()
         nodes.append(out)

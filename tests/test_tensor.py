@@ -2,13 +2,12 @@
 against PyTorch float64 values and gradients; then a small MLP, the error messages and the engine's
 habits (accumulating gradients, `no_grad`).
 
-The elementwise cases are generated from `chainrule.TABLE`: an op added there without an entry in
-`TORCH` below makes `test_every_elementwise_op_has_a_reference` fail.
+The elementwise cases are generated from `chainrule.TABLE`, with each op's PyTorch twin, spelling and
+input ranges from tests/op_cases.py (where a row without an entry fails).
 """
 
 from __future__ import annotations
 
-import operator
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import chainrule
 from chainrule import TABLE, DomainError, Value, no_grad
 from chainrule.ops import OPS, TENSOR_OPS, TENSOR_OPS_BY_NAME
 from conftest import need
+from op_cases import case
 
 np = need("numpy")
 Tensor = chainrule.Tensor
@@ -26,45 +26,14 @@ Tensor = chainrule.Tensor
 RTOL, ATOL = 1e-9, 1e-12
 
 
-# --- references and sample data -------------------------------------------------------------------
-def _torch_fn(name: str) -> Callable[..., Any]:
-    """The PyTorch function computing the table op `name`, looked up when a test runs."""
-
-    def call(*xs: Any) -> Any:
-        torch = need("torch")
-        if name == "softplus":  # log(1 + e^x) without torch's linear cut-off above x = 20
-            return torch.logaddexp(xs[0], torch.zeros_like(xs[0]))
-        return getattr(torch, {"truediv": "div"}.get(name, name))(*xs)
-
-    return call
-
-
+# --- references and sample data (tests/op_cases.py) ------------------------------------------------
 ELEMENTWISE = [op for op in TABLE if op.arity in (1, 2)]  # the n-ary `sum` of Values is not elementwise
-TORCH = {
-    name: _torch_fn(name)
-    for name in ("add", "sub", "mul", "truediv", "neg", "pow", "exp", "log", "tanh", "relu", "sigmoid")
-    + ("softplus", "sin", "cos", "sqrt", "abs")
-}
-
-# Where to draw each input from, when (-2, 2) would leave the op's domain.
-RANGES: dict[str, tuple[tuple[float, float], ...]] = {
-    "log": ((0.2, 3.0),),
-    "sqrt": ((0.2, 3.0),),
-    "pow": ((0.3, 2.0), (-2.0, 2.0)),  # a positive base: any real exponent is allowed
-    "truediv": ((-2.0, 2.0), (0.5, 2.0)),  # a divisor away from zero
-}
 
 
-def _sample(name: str, i: int, shape: tuple[int, ...], rng: Any) -> Any:
-    low, high = RANGES.get(name, ((-2.0, 2.0),) * 2)[i]
+def _sample(op: Any, i: int, shape: tuple[int, ...], rng: Any) -> Any:
+    """Input i of `op` drawn uniformly from its range in tests/op_cases.py ((-2, 2) by default)."""
+    low, high = (case(op).ranges or ((-2.0, 2.0),) * op.arity)[i]
     return rng.uniform(low, high, size=shape)
-
-
-def _spell(op: Any) -> Callable[..., Any]:
-    """The op through Tensor's public API: a method (t.exp()) or an operator (a + b, -a, abs(a))."""
-    if op.arity == 1 and op.name not in ("neg", "abs"):
-        return lambda a: getattr(a, op.name)()
-    return getattr(operator, op.name)
 
 
 def _torch(x: Any, requires_grad: bool = False) -> Any:
@@ -79,11 +48,6 @@ def _close(got: Any, want: Any, what: str) -> None:
 
 
 # --- the table's elementwise ops on tensors --------------------------------------------------------
-def test_every_elementwise_op_has_a_reference() -> None:
-    missing = [op.name for op in ELEMENTWISE if op.name not in TORCH]
-    assert not missing, f"ops in chainrule.TABLE without a PyTorch reference in TORCH here: {missing}"
-
-
 def test_tensor_has_every_value_method() -> None:
     for op in ELEMENTWISE:
         if hasattr(Value, op.name):
@@ -126,14 +90,14 @@ def _elementwise_params() -> list[Any]:
 @pytest.mark.parametrize(("op", "kinds", "shapes"), _elementwise_params())
 def test_elementwise_op_matches_torch(op: Any, kinds: tuple[str, ...], shapes: tuple[Any, ...]) -> None:
     rng = np.random.default_rng(zlib.crc32(f"{op.name}{kinds}{shapes}".encode()))  # the same every run
-    arrays = [_sample(op.name, i, s, rng) for i, s in enumerate(shapes)]
+    arrays = [_sample(op, i, s, rng) for i, s in enumerate(shapes)]
     given = {"tensor": Tensor, "number": float, "array": np.asarray}
     inputs = [given[k](a) for k, a in zip(kinds, arrays, strict=True)]
-    out = _spell(op)(*inputs)
+    out = case(op).spell(*inputs)  # the op as users write it: t.exp(), a / b, 2 * t, abs(t)
     assert isinstance(out, Tensor) and out.data.dtype == np.float64
 
     ts = [_torch(a, requires_grad=k == "tensor") for k, a in zip(kinds, arrays, strict=True)]
-    want = TORCH[op.name](*ts)
+    want = case(op).torch(*ts)
     assert out.shape == tuple(want.shape)
     _close(out.data, want, f"{op.name}: value")
 
