@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 
 import chainrule
 from chainrule import OPS, Value, defop, gradcheck, placeholder
-from chainrule.userops import _defined_here
 from conftest import need
 
 
 @pytest.fixture
-def fresh_ops() -> Iterator[None]:
-    """Forget the ops a test defines, so that tests iterating OPS never see them."""
-    before = set(OPS)
-    yield
-    for name in set(OPS) - before:
-        del OPS[name]
-        _defined_here.discard(name)
+def fresh_ops(user_ops_restored: None) -> None:
+    """Forget the ops a test defines (conftest's `user_ops_restored`), so other tests never see them."""
 
 
 # --- the constructor ---------------------------------------------------------------------------
@@ -522,3 +515,9 @@ def test_dir_lists_only_chainrules_own_names() -> None:
     names = dir(chainrule)
     assert "Any" not in names and "import_module" not in names
     assert {"Value", "defop", "sum", "compile", "grad", "Tensor"} <= set(names)
+
+
+def test_tracing_a_hand_built_node_points_to_defop() -> None:
+    x = placeholder("x")
+    with pytest.raises(chainrule.PlaceholderError, match="defop"):
+        cube(x)

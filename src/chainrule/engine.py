@@ -604,7 +604,8 @@ class _NoData(PlaceholderError):
         return (
             f"{what} has no data yet: a traced graph cannot be read or used in Python control flow "
             f"(if/while/comparisons). Compile it with chainrule.compile(output, inputs) and run the "
-            f"Program with numbers."
+            f"Program with numbers. (Building a node by hand from .data, micrograd's way, cannot be "
+            f"traced either: define that operation with chainrule.defop.)"
         )
 
 
