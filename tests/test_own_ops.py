@@ -521,3 +521,36 @@ def test_tracing_a_hand_built_node_points_to_defop() -> None:
     x = placeholder("x")
     with pytest.raises(chainrule.PlaceholderError, match="defop"):
         cube(x)
+
+
+def test_create_graph_backward_leaves_no_cycles_through_scratch_slots() -> None:
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        x = Value(0.3)
+        for _ in range(50):
+            y = (x * x).tanh()
+            y.backward(create_graph=True)
+            assert all(node._g is None for node in chainrule.engine.topological_order(y))
+            x.grad = 0.0  # drop the gradient graph that .grad held
+        del y
+    finally:
+        gc.enable()
+
+
+def test_tensor_without_numpy_is_a_clear_import_error() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        "import chainrule\n"
+        "try:\n"
+        "    chainrule.Tensor\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "ImportError chainrule.Tensor needs numpy, which is not installed: pip install numpy" in out.stdout

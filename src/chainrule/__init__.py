@@ -54,7 +54,15 @@ _SUBMODULES = {
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
+        try:
+            module = _import_module(f".{_LAZY[name]}", __name__)
+        except ModuleNotFoundError as exc:  # an optional dependency (numpy for Tensor) is missing
+            if exc.name is None or exc.name.startswith("chainrule"):
+                raise
+            raise ImportError(
+                f"chainrule.{name} needs {exc.name}, which is not installed: pip install {exc.name}"
+            ) from exc
+        value = getattr(module, name)
         globals()[name] = value  # later lookups skip this function
         return value
     if name in _SUBMODULES:

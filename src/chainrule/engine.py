@@ -784,6 +784,11 @@ def backprop(root: Value, accumulate: bool, create_graph: bool = False) -> list[
             root._g = Value(1.0, requires_grad=False)
             with enable_grad():
                 sweep_values(order, accumulate)
+            if accumulate:
+                # The gradients now live in .grad. A gradient Value left in `_g` would point back
+                # into the graph it sits on: a reference cycle only the cyclic collector could free.
+                for node in order:
+                    node._g = None
         else:
             root._g = 1.0
             sweep_floats(order, accumulate)
