@@ -68,7 +68,7 @@ class FloatCode:
         for slot in range(len(program.inputs), len(program.leaves)):
             self._namespace[f"L{slot}"] = program.leaves[slot]
         self._functions: dict[str, Callable[..., Any]] = {}
-        self._sources: dict[str, str] = {}
+        self._sources: dict[str, list[str]] = {}
         self.line_slots: dict[tuple[str, int], tuple[int, str]] = {}  # (file, line) -> (slot, phase)
         self._filenames: list[str] = []
         self._lock = threading.Lock()
@@ -98,7 +98,7 @@ class FloatCode:
         for name in ("forward", "value_and_grad"):
             if name not in self._functions:
                 self._generate(name)
-        return self._sources["forward"] + self._sources["value_and_grad"]
+        return "".join(self._sources["forward"] + self._sources["value_and_grad"])
 
     # --- generating ------------------------------------------------------------------------------
     def _generate(self, name: str) -> Callable[..., Any]:
@@ -123,21 +123,30 @@ class FloatCode:
         return self._functions[name]
 
     def _forward_lines(self) -> list[Line]:
+        """One line per instruction (two with a domain test). A leaf (parameter or constant) is read
+        from its Value just before its first use, so that long code stays local to its segments."""
         program = self.program
         expression = self._templates.expression
-        lines = [
-            Line(f"s{slot} = L{slot}.data", f"s{slot}", (), slot, "f")
-            for slot in range(len(program.inputs), len(program.leaves))
-        ]
+        n_in, n_leaves = len(program.inputs), len(program.leaves)
+        lines: list[Line] = []
+        loaded: set[int] = set()
+
+        def load(slots: Sequence[int]) -> None:
+            for a in slots:
+                if n_in <= a < n_leaves and a not in loaded:
+                    loaded.add(a)
+                    lines.append(Line(f"s{a} = L{a}.data", f"s{a}", (), a, "f"))
+
         for ins in program.instructions:
+            load(ins.args)
             xs = [f"s{a}" for a in ins.args]
             if ins.op.invalid is not None:
                 cond = expression(ins.op, "i", 0, xs, self._namespace)
-                lines.append(
-                    Line(f"if {cond}: _fail({ins.slot}, {', '.join(xs)})", None, tuple(xs), ins.slot, "f")
-                )
+                text = f"if {cond}: _fail({ins.slot}, {', '.join(xs)})"
+                lines.append(Line(text, None, tuple(xs), ins.slot, "f"))
             text = f"s{ins.slot} = {expression(ins.op, 'f', 0, xs, self._namespace)}"
             lines.append(Line(text, f"s{ins.slot}", tuple(xs), ins.slot, "f"))
+        load(program.output_slots)  # an output that is a leaf itself
         return lines
 
     def _backward_lines(self, seeds: list[str]) -> tuple[list[Line], list[str]]:
@@ -208,15 +217,17 @@ class FloatCode:
         stored: set[str] = set(params)
         for k, seg in enumerate(segments):
             defined: set[str] = set()
-            live_in: list[str] = []
+            live_in: dict[str, None] = {}  # read before assigned here, in first-read order
             for line in seg:
                 for v in line.uses:
-                    if v not in defined and v not in live_in:
-                        live_in.append(v)
+                    if v not in defined:
+                        live_in.setdefault(v)
                 if line.defines is not None:
                     defined.add(line.defines)
             if k == len(segments) - 1:
-                live_in += [v for v in dict.fromkeys(returned) if v not in defined and v not in live_in]
+                for v in returned:
+                    if v not in defined:
+                        live_in.setdefault(v)
             live_out = [v for v in sorted(defined) if last_use.get(v, -1) > k]
             for v in (*live_in, *live_out):
                 position.setdefault(v, len(position))
@@ -242,7 +253,7 @@ class FloatCode:
             self.line_slots[(filename, first + k)] = (line.slot, line.phase)
         text = [*header, *("    " + line.text for line in body), *footer]
         source = "\n".join(text) + "\n"
-        self._sources[name] = self._sources.get(name, "") + source
+        self._sources.setdefault(name, []).append(source)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         self._filenames.append(filename)
         exec(_builtin_compile(source, filename, "exec"), self._namespace)  # noqa: S102 - our own code

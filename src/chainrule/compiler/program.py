@@ -106,7 +106,7 @@ class Program:
         self.grad_order: tuple[int, ...] = tuple(slot_of[n] for n in grad_order if n in slot_of)
         self._lock = threading.Lock()  # the two modes are built once, on first use, by one thread
         self._float: FloatCode | None = None
-        self._batch: Any = None
+        self._batch: dict[bool, Any] = {}  # batch plans: with input gradients, and without (loss_and_grad)
 
     @property
     def _single(self) -> bool:  # the name earlier versions used
@@ -200,7 +200,7 @@ class Program:
             )
         theta = self._check_theta("loss_and_grad", theta)
         self._check_count(inputs)
-        return self._plan().loss_and_grad(theta, inputs)
+        return self._plan(input_grads=False).loss_and_grad(theta, inputs)
 
     # --- helpers -----------------------------------------------------------------------------
     def _check_theta(self, where: str, theta: Any) -> Any:
@@ -285,15 +285,18 @@ class Program:
                     self._float = FloatCode(self)
         return self._float
 
-    def _plan(self) -> Any:
-        """Batch mode, planned on first use (it needs numpy, which float mode does not)."""
-        if self._batch is None:
+    def _plan(self, input_grads: bool = True) -> Any:
+        """Batch mode, planned on first use (it needs numpy, which float mode does not). The plan
+        for `loss_and_grad` computes no input gradients, so it is a separate one."""
+        plan = self._batch.get(input_grads)
+        if plan is None:
             from .batch_plan import BatchPlan
 
             with self._lock:
-                if self._batch is None:
-                    self._batch = BatchPlan(self)
-        return self._batch
+                plan = self._batch.get(input_grads)
+                if plan is None:
+                    plan = self._batch[input_grads] = BatchPlan(self, input_grads)
+        return plan
 
 
 def _array_like(x: Any) -> bool:
