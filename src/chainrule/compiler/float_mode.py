@@ -28,7 +28,7 @@ from typing import Any
 
 from ..backends import FLOAT
 from ..errors import DomainError
-from .instruction import with_context
+from .instruction import GRADIENT_LOCK, with_context
 from .rule_source import RuleTemplates
 
 SEGMENT_LINES = 2000  # a generated function longer than this is compiled in segments of this many lines
@@ -71,6 +71,8 @@ class FloatCode:
         self._sources: dict[str, list[str]] = {}
         self.line_slots: dict[tuple[str, int], tuple[int, str]] = {}  # (file, line) -> (slot, phase)
         self._filenames: list[str] = []
+        self._grad_leaves: list[Any] = []  # the parameters whose gradients value_and_grad returns
+        self._grad_names: list[str] = []
         self._lock = threading.Lock()
         # the sources are shown in tracebacks through linecache, and removed from it with the code
         weakref.finalize(self, _forget, self._filenames)
@@ -88,9 +90,16 @@ class FloatCode:
         """Forward and backward for float inputs; adds parameter gradients into `.grad`."""
         fn = self._functions.get("value_and_grad") or self._generate("value_and_grad")
         try:
-            return fn(*xs, *seeds)
+            value, input_grads, param_grads = fn(*xs, *seeds)
         except (ArithmeticError, ValueError) as exc:
             raise self._explain(exc) from exc
+        # only once the whole sweep has succeeded, under the lock that makes threads' sums exact, and
+        # only into parameters that still require a gradient (one frozen after compiling gets none)
+        with GRADIENT_LOCK:
+            for p, g in zip(self._grad_leaves, param_grads, strict=True):
+                if p.requires_grad:
+                    p.grad += g
+        return value, input_grads
 
     @property
     def source(self) -> str:
@@ -116,8 +125,9 @@ class FloatCode:
                     back, grads = self._backward_lines(seeds)
                     lines += back
                     started = [g for g in grads if g.startswith("g")]
-                    returned += started
+                    returned += started + self._grad_names
                     result = f"{result}, ({', '.join(grads)}{',' if len(grads) == 1 else ''})"
+                    result += f", ({', '.join(self._grad_names)}{',' if len(self._grad_names) == 1 else ''})"
                 self._templates.bind(self._namespace)
                 self._functions[name] = self._assemble(name, params, lines, result, returned)
         return self._functions[name]
@@ -181,12 +191,9 @@ class FloatCode:
                     accumulate(
                         a, expression(ins.op, "d", i, operands, self._namespace), tuple(operands), slot
                     )
-        # parameters receive their gradients only once the whole sweep has succeeded, and only
-        # while they still require one (a parameter frozen after compiling is left alone)
-        for slot in range(len(program.inputs), n_leaves):
-            if slot in started:
-                text = f"if L{slot}.requires_grad: L{slot}.grad += g{slot}"
-                lines.append(Line(text, None, (f"g{slot}",), slot, "d"))
+        # the parameters' gradients are returned, and added into `.grad` by value_and_grad
+        self._grad_leaves = [program.leaves[s] for s in range(len(program.inputs), n_leaves) if s in started]
+        self._grad_names = [f"g{s}" for s in range(len(program.inputs), n_leaves) if s in started]
         grads = [
             f"g{i}" if i in started else ("0.0" if needs[i] else "None") for i in range(len(program.inputs))
         ]

@@ -8,12 +8,17 @@ compiler reads: the `Instruction` record, the names of the slot kinds, and the h
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from ..errors import DomainError
 from ..ops import Op
 
 INPUT, PARAMETER, CONSTANT, INSTRUCTION = "input", "parameter", "constant", "instruction"
+
+# Programs add into parameters' `.grad` under this lock, so that runs in several threads that share
+# parameters leave the exact sum (`p.grad += g` is a read, an add and a write).
+GRADIENT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
