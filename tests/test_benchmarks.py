@@ -51,3 +51,14 @@ def test_bench_compiled_runs() -> None:
     out = run("bench_compiled.py", "--quick")
     assert "chainrule compiled, batch mode" in out
     assert "micrograd 0.1.0 eager" in out
+
+
+@pytest.mark.slow
+def test_bench_scale_runs() -> None:
+    need("torch")
+    need("threadpoolctl")
+    out = run("bench_scale.py", "--quick", "--threads", "1")
+    assert "threads: one per library" in out and "torch.get_num_threads()=1" in out
+    assert "| 4 | " in out and "| 8 | " in out  # one table row per size
+    assert "jax: not installed" in out or "JAX jit ms" in out
+    assert "value_and_grad code s" in out

@@ -135,14 +135,14 @@ def test_float_mode_equals_eager_bit_for_bit(recipe: dict[str, Any], data: Any) 
 @SETTINGS
 @given(recipe=recipes(), data=st.data())
 def test_batch_mode_equals_eager_per_sample(recipe: dict[str, Any], data: Any) -> None:
-    from chainrule import _batched
+    from chainrule.compiler import batch_plan
 
     params = make_params(recipe)
     program, single = compiled_program(recipe, params)
     with pytest.MonkeyPatch.context() as patch:
         if data.draw(st.booleans()):  # sums of products as gathered sparse sums instead of matmuls
-            patch.setattr(_batched, "_DENSE_FACTOR", 0)
-            patch.setattr(_batched, "_DENSE_SLACK", -1)
+            patch.setattr(batch_plan, "DENSE_FACTOR", 0)
+            patch.setattr(batch_plan, "DENSE_SLACK", -1)
         program._plan()
     batch = data.draw(st.integers(1, 6))
     columns = [

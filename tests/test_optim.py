@@ -149,6 +149,8 @@ def test_schedules():
         (lambda: co.Adam([Value(1.0)], betas=(0.9, 1.0)), ValueError, "Adam: betas[1] must be a number"),
         (lambda: co.Adam([Value(1.0)], betas=0.9), ValueError, "betas must be a pair"),
         (lambda: co.Adam([Value(1.0)], eps=math.nan), ValueError, "eps"),
+        (lambda: co.Adam([Value(1.0)], eps=0), ValueError, "Adam: eps must be a number > 0"),
+        (lambda: co.AdamW([Value(1.0)], eps=0.0), ValueError, "AdamW: eps must be a number > 0"),
     ],
 )
 def test_bad_settings_are_refused(make, error, words):
@@ -161,3 +163,102 @@ def test_a_schedule_returning_nonsense_is_caught_at_the_step():
     opt = co.SGD([Value(1.0)], lr=lambda k: -1.0)
     with pytest.raises(ValueError, match="SGD: lr at step 0 must be"):
         opt.step()
+
+
+# --- the array form: one 1-d numpy array updated in place by step(dtheta) ---------------------------
+def _grad_array(np, theta):
+    """The gradient of _loss_ours at theta, computed by the eager engine, as an array."""
+    ps = [Value(float(x)) for x in theta]
+    _loss_ours(ps).backward()
+    return np.array([p.grad for p in ps])
+
+
+OPTIMIZERS = [
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("Adam", {"lr": 0.1}),
+    ("Adam", {"lr": 0.05, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
+    ("AdamW", {"lr": 0.05, "weight_decay": 0.1}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), OPTIMIZERS)
+def test_array_form_matches_torch_and_the_value_form(name, kwargs):
+    np = need("numpy")
+    torch = need("torch")
+    theta = np.array(START)
+    values = [Value(x) for x in START]
+    theirs = torch.tensor(START, dtype=torch.float64, requires_grad=True)
+    opt, vopt = getattr(co, name)(theta, **kwargs), getattr(co, name)(values, **kwargs)
+    topt = getattr(torch.optim, name)([theirs], **kwargs)
+    before = theta
+    for _ in range(6):
+        opt.step(_grad_array(np, theta))
+        vopt.zero_grad()
+        _loss_ours(values).backward()
+        vopt.step()
+        topt.zero_grad()
+        _loss_torch(torch, theirs).backward()
+        topt.step()
+        assert theta.tolist() == [p.data for p in values]  # the same rule, vectorised: the same numbers
+        assert theta.tolist() == pytest.approx(theirs.tolist(), rel=1e-12, abs=1e-13)
+    assert theta is before and opt.steps == 6  # updated in place
+
+
+def test_array_form_follows_a_schedule():
+    np = need("numpy")
+    torch = need("torch")
+    factor = co.linear(1.0, 0.1, 6)
+    theta = np.array(START)
+    theirs = torch.tensor(START, dtype=torch.float64, requires_grad=True)
+    opt = co.Adam(theta, lr=lambda k: 0.2 * factor(k))
+    topt = torch.optim.Adam([theirs], lr=0.2)
+    sched = torch.optim.lr_scheduler.LambdaLR(topt, factor)
+    for _ in range(6):
+        opt.step(_grad_array(np, theta))
+        topt.zero_grad()
+        _loss_torch(torch, theirs).backward()
+        topt.step()
+        sched.step()
+        assert theta.tolist() == pytest.approx(theirs.tolist(), rel=1e-12, abs=1e-13)
+
+
+def test_array_form_refuses_bad_arrays_and_gradients():
+    np = need("numpy")
+    with pytest.raises(ValueError, match="1-d float64"):
+        co.SGD(np.zeros(3, dtype=np.float32), lr=0.1)
+    with pytest.raises(ValueError, match="1-d float64"):
+        co.SGD(np.zeros((2, 2)), lr=0.1)
+    with pytest.raises(ValueError, match="empty parameter array"):
+        co.Adam(np.zeros(0))
+    opt = co.SGD(np.zeros(3), lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"SGD.step: dtheta must have the parameter array's shape \(3,\), got \(2,\)"
+    ):
+        opt.step(np.ones(2))
+    with pytest.raises(TypeError, match=r"pass its gradient, step\(dtheta\)"):
+        opt.step()
+    with pytest.raises(TypeError, match="takes no gradient array"):
+        co.SGD([Value(1.0)], lr=0.1).step(np.ones(1))
+    assert opt.steps == 0
+
+
+def test_a_parameter_listed_twice_is_updated_once():
+    # issue 10: SGD([w, w]) moved w twice per step (and Adam kept two states for one parameter)
+    w = Value(1.0)
+    w.grad = 1.0
+    opt = co.SGD([w, w], lr=0.5)
+    opt.step()
+    assert w.data == 0.5 and opt.params == [w]
+    v = Value(1.0)
+    v.grad = 1.0
+    co.Adam([v, v], lr=0.1).step()
+    assert v.data == pytest.approx(0.9)
+
+
+def test_adam_refuses_eps_zero_instead_of_dividing_by_zero():
+    # issue 10: Adam(eps=0) divided by zero at a zero gradient
+    with pytest.raises(ValueError, match=r"eps must be a number > 0 .*got 0"):
+        co.Adam([Value(1.0)], eps=0)

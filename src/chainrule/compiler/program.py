@@ -1,50 +1,56 @@
-"""Define-then-run: trace a graph once with placeholders, compile it, run it for many inputs.
+"""The Program: a graph traced on placeholders, flattened into a list of instructions.
 
 The eager engine rebuilds the graph for every sample. Here the graph is built once, on
 `placeholder`s, and flattened into a `Program`: a list of instructions (`%7 = tanh %5`), the
-"flat tape" of the course notebook. A Program runs in two ways:
+"flat tape" of the course notebook. A Program runs in two modes:
 
-- floats in, float out: straight-line Python generated from the derivative table (no numpy),
-  several times faster than building and walking a fresh graph of Values;
-- 1-d numpy arrays of length B in, an array of B out: the whole batch at once, with independent
-  instructions of the same op grouped into one numpy call and sums of products run as matrix
-  products (see `chainrule._batched`).
+- **float mode** (`float_mode`): floats in, float out, through straight-line Python generated from
+  the derivative table; several times faster than building and walking a graph of Values;
+- **batch mode** (`batch_plan`, `batch_steps`): 1-d numpy arrays of length B in, an array of B out,
+  the whole batch at once, with independent instructions of one op grouped into one numpy call and
+  sums of products run as matrix products.
 
 Both modes read their rules from `chainrule.ops`, so they compute what the eager engine computes.
 Leaf `Value`s that are not inputs are parameters (if they require grad) or constants, and are read
-by reference at every run: an optimizer's updates between runs are seen.
+by reference at every run: an optimizer's updates between runs are seen. For training at scale,
+`loss_and_grad(theta, *inputs)` runs with the parameters taken from a 1-d array instead, touching
+no `Value` at all.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import numbers
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
 from typing import Any
 
-from .engine import Symbolic, Value, _symbolic, placeholder, topological_order
-from .errors import DomainError
-from .ops import OPS, Op
+from ..engine import Symbolic, Value, _symbolic, topological_order
+from ..ops import OPS
+from .float_mode import FloatCode
+from .instruction import CONSTANT, INPUT, INSTRUCTION, PARAMETER, Instruction
 
-__all__ = ["Instruction", "Program", "compile", "jit"]
-
-INPUT, PARAMETER, CONSTANT, INSTRUCTION = "input", "parameter", "constant", "instruction"
+__all__ = ["Program", "compile", "classify_node"]
 
 
-@dataclass(frozen=True)
-class Instruction:
-    """One step of a Program: `%slot = op %arg %arg ...`."""
+def classify_node(node: Value, inputs: set[Value], input_names: Sequence[str]) -> str:
+    """What `node` becomes in a Program: INPUT, PARAMETER, CONSTANT or INSTRUCTION.
 
-    slot: int
-    op: Op
-    args: tuple[int, ...]
-    label: str = ""
-
-    def __str__(self) -> str:
-        text = f"%{self.slot} = {self.op.name} " + " ".join(f"%{a}" for a in self.args)
-        return f"{text}  # {self.label}" if self.label else text
+    This is the one place where compile decides what each node of a graph is, so every check on
+    the nodes a graph may contain belongs here (a node the compiler cannot run is refused here,
+    with an error naming it).
+    """
+    if node._fn is not None:
+        if node._fn.hand_built:
+            raise _hand_built_error(node)
+        return INSTRUCTION
+    if node in inputs:
+        return INPUT
+    if isinstance(node, Symbolic):
+        raise ValueError(
+            f"compile: the output depends on placeholder {node.label!r}, which is not among the "
+            f"inputs ({', '.join(repr(n) for n in input_names) or 'none'}); add it to the inputs"
+        )
+    return PARAMETER if node.requires_grad else CONSTANT
 
 
 class Program:
@@ -57,29 +63,14 @@ class Program:
     def __init__(self, outputs: Sequence[Value], inputs: Sequence[Value], single: bool) -> None:
         self.inputs: tuple[Value, ...] = tuple(inputs)
         self.outputs: tuple[Value, ...] = tuple(outputs)
-        self._single = single
+        self.single = single  # one output (returned as is) rather than a list of them
         self._names = tuple(_name(x, i) for i, x in enumerate(self.inputs))
         order, grad_order = _order(self.outputs)
         input_set = set(self.inputs)
-        params: list[Value] = []
-        consts: list[Value] = []
-        nodes: list[Value] = []
+        found: dict[str, list[Value]] = {PARAMETER: [], CONSTANT: [], INSTRUCTION: [], INPUT: []}
         for node in order:
-            if node._fn is not None:
-                if node._fn.hand_built:
-                    raise _hand_built_error(node)
-                nodes.append(node)
-            elif node in input_set:
-                continue
-            elif isinstance(node, Symbolic):
-                raise ValueError(
-                    f"compile: the output depends on placeholder {node.label!r}, which is not among the "
-                    f"inputs ({', '.join(repr(n) for n in self._names) or 'none'}); add it to the inputs"
-                )
-            elif node.requires_grad:
-                params.append(node)
-            else:
-                consts.append(node)
+            found[classify_node(node, input_set, self._names)].append(node)
+        params, consts, nodes = found[PARAMETER], found[CONSTANT], found[INSTRUCTION]
         self.parameters: tuple[Value, ...] = tuple(params)
         self.constants: tuple[Value, ...] = tuple(consts)
         # slot numbers: inputs, parameters, constants, then instructions in topological order
@@ -108,8 +99,13 @@ class Program:
         self.requires_grad: tuple[bool, ...] = tuple(needs)
         # the order the eager engine's backward() visits nodes in, so float mode matches it exactly
         self.grad_order: tuple[int, ...] = tuple(slot_of[n] for n in grad_order if n in slot_of)
-        self._float: Any = None  # generated straight-line Python, built on first float run
-        self._batched: Any = None  # the numpy plan, built on first batch run
+        self._lock = threading.Lock()  # the two modes are built once, on first use, by one thread
+        self._float: FloatCode | None = None
+        self._batch: dict[bool, Any] = {}  # batch plans: with input gradients, and without (loss_and_grad)
+
+    @property
+    def _single(self) -> bool:  # the name earlier versions used
+        return self.single
 
     # --- inspection --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -153,7 +149,7 @@ class Program:
         xs = self._floats(inputs)
         if xs is not None:
             return self._float_code().forward(*xs)
-        return self._plan().run(self, inputs, want_grad=False, grad_output=None)[0]
+        return self._plan().forward(inputs)
 
     def value_and_grad(self, *inputs: Any, grad_output: Any = None) -> tuple[Any, tuple[Any, ...]]:
         """`(value, input_grads)`, adding the gradient of the output into every parameter's `.grad`.
@@ -164,14 +160,62 @@ class Program:
         given as a number; None for a placeholder made with `requires_grad=False`).
         `grad_output` weights the outputs (default 1.0 each: the gradient of their sum): a
         number, an array of B, or for several outputs a list of those (None = 0); e.g.
-        `grad_output=1 / B` gives the gradient of the batch mean.
+        `grad_output=1 / B` gives the gradient of the batch mean. A parameter whose
+        `requires_grad` has been set to False since compiling receives nothing.
         """
         xs = self._floats(inputs)
         if xs is not None:
             return self._float_code().value_and_grad(xs, self._seeds(grad_output))
-        return self._plan().run(self, inputs, want_grad=True, grad_output=grad_output)
+        return self._plan().value_and_grad(inputs, grad_output)
+
+    # --- the functional form: parameters as one array ---------------------------------------------
+    def parameter_array(self) -> Any:
+        """A new 1-d float64 numpy array of the parameters' current `.data`, in `parameters` order."""
+        import numpy as np
+
+        return np.fromiter((p.data for p in self.parameters), dtype=np.float64, count=len(self.parameters))
+
+    def set_parameters(self, theta: Any) -> None:
+        """Write `theta` (as from `parameter_array`) back into the parameter Values' `.data`."""
+        values = self._check_theta("set_parameters", theta).tolist()
+        for p, x in zip(self.parameters, values, strict=True):
+            p.data = x
+
+    def loss_and_grad(self, theta: Any, *inputs: Any) -> tuple[float, Any]:
+        """`(total, dtheta)`: the output summed over the batch, and its gradient with respect to `theta`.
+
+        The parameters' values come from `theta` (a 1-d array in `parameters` order, as from
+        `parameter_array()`), not from the Values: no Value and no `.grad` is read or written, so
+        a training step costs no Python work per parameter. Inputs are as for `value_and_grad`
+        (numbers or 1-d arrays of one length). The Program must have a single output.
+        """
+        if not self.single:
+            raise ValueError(
+                f"loss_and_grad: this Program has {len(self.outputs)} outputs; it needs one (the loss)"
+            )
+        theta = self._check_theta("loss_and_grad", theta)
+        self._check_count(inputs)
+        return self._plan(input_grads=False).loss_and_grad(theta, inputs)
 
     # --- helpers -----------------------------------------------------------------------------
+    def _check_theta(self, where: str, theta: Any) -> Any:
+        """`theta` as a 1-d float64 array of one entry per parameter, or a clear error."""
+        import numpy as np
+
+        if isinstance(theta, str | bytes) or not _array_like(theta):
+            raise TypeError(
+                f"{where}: theta must be a 1-d numpy array, got {type(theta).__name__}: {theta!r:.80}"
+            )
+        arr = np.asarray(theta)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: theta must hold real numbers, got an array of dtype {arr.dtype}")
+        if arr.shape != (len(self.parameters),):
+            raise ValueError(
+                f"{where}: theta must be a 1-d array of {len(self.parameters)} parameter values "
+                f"(Program.parameter_array()), got shape {arr.shape}"
+            )
+        return arr if arr.dtype == np.float64 else arr.astype(np.float64)
+
     def _check_count(self, args: Sequence[Any]) -> None:
         if len(args) != len(self.inputs):
             names = ", ".join(self._names)
@@ -206,7 +250,7 @@ class Program:
         n = len(self.outputs)
         if grad_output is None:
             return (1.0,) * n
-        seeds = [grad_output] if self._single else list(grad_output)
+        seeds = [grad_output] if self.single else list(grad_output)
         if len(seeds) != n:
             raise ValueError(f"grad_output: this Program has {n} outputs, got {len(seeds)} weights")
         out = []
@@ -228,19 +272,26 @@ class Program:
                 out.append(arr)
         return tuple(out)
 
-    def _float_code(self) -> Any:
+    def _float_code(self) -> FloatCode:
+        """Float mode, created on first use (its functions are generated when first called)."""
         if self._float is None:
-            from ._pycode import FloatCode
-
-            self._float = FloatCode(self)
+            with self._lock:
+                if self._float is None:
+                    self._float = FloatCode(self)
         return self._float
 
-    def _plan(self) -> Any:
-        if self._batched is None:
-            from ._batched import BatchPlan
+    def _plan(self, input_grads: bool = True) -> Any:
+        """Batch mode, planned on first use (it needs numpy, which float mode does not). The plan
+        for `loss_and_grad` computes no input gradients, so it is a separate one."""
+        plan = self._batch.get(input_grads)
+        if plan is None:
+            from .batch_plan import BatchPlan
 
-            self._batched = BatchPlan(self)
-        return self._batched
+            with self._lock:
+                plan = self._batch.get(input_grads)
+                if plan is None:
+                    plan = self._batch[input_grads] = BatchPlan(self, input_grads)
+        return plan
 
 
 def _hand_built_error(node: Value) -> TypeError:
@@ -300,76 +351,3 @@ def compile(output: Value | Sequence[Value], inputs: Value | Sequence[Value]) ->
             raise ValueError(f"compile: input {x.label!r} is listed twice")
         seen.add(x)
     return Program(outputs, ins, single)
-
-
-class JitFunction:
-    """`f` traced with placeholders on its first call, then run as a compiled Program."""
-
-    def __init__(self, f: Callable[..., Any]) -> None:
-        self.f = f
-        self.programs: dict[int, Program] = {}  # one program per number of arguments
-        functools.update_wrapper(self, f)
-
-    def trace(self, n: int) -> Program:
-        """The Program for `n` arguments (traced now if it does not exist yet)."""
-        program = self.programs.get(n)
-        if program is None:
-            xs = [placeholder(label) for label in _arg_names(self.f, n)]
-            out = self.f(*xs)
-            if isinstance(out, list | tuple):
-                out = [o if isinstance(o, Value) else Value(o, requires_grad=False) for o in out]
-            elif not isinstance(out, Value):
-                out = Value(out, requires_grad=False)  # a function that ignores its arguments
-            program = self.programs[n] = compile(out, xs)
-        return program
-
-    @property
-    def program(self) -> Program | None:
-        """The most recently traced Program (None before the first call)."""
-        return next(reversed(self.programs.values()), None)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs:
-            raise TypeError(f"{self.f.__name__}: a jit-compiled function takes positional arguments only")
-        return self.trace(len(args))(*args)
-
-    def value_and_grad(self, *args: Any, grad_output: Any = None) -> tuple[Any, tuple[Any, ...]]:
-        """`(value, input_grads)` of the compiled function; adds parameter gradients into `.grad`."""
-        return self.trace(len(args)).value_and_grad(*args, grad_output=grad_output)
-
-
-def _arg_names(f: Callable[..., Any], n: int) -> list[str]:
-    """Labels for `n` placeholders: `f`'s parameter names where they exist."""
-    try:
-        params = list(inspect.signature(f).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    names = []
-    for i in range(n):
-        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY, params[i].POSITIONAL_OR_KEYWORD):
-            names.append(params[i].name)
-        else:
-            star = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), "arg")
-            names.append(f"{star}[{i}]")
-    return names
-
-
-def jit(f: Callable[..., Any]) -> JitFunction:
-    """Decorator: trace `f` with placeholders on the first call, then reuse the compiled Program.
-
-    The program is reused while the number of arguments stays the same (a new count retraces).
-    `f` must be written without Python control flow on its arguments (`if x > 0` cannot be
-    traced); parameters it closes over are read by reference at every call.
-    """
-    return JitFunction(f)
-
-
-def with_context(exc: Exception, context: str) -> Exception:
-    """The same kind of error as `exc` with `context` appended to its message."""
-    message = f"{exc} ({context})"
-    if isinstance(exc, DomainError):
-        return DomainError(message, op=exc.op, value=exc.value)
-    try:
-        return type(exc)(message)
-    except TypeError:  # an exception class with an unusual constructor
-        return DomainError(message)

@@ -1,0 +1,471 @@
+"""Batch mode: a whole batch of samples through a Program in a few numpy calls.
+
+Interpreting the tape one instruction at a time would cost a numpy call per instruction. Instead a
+`BatchPlan` is made once per Program:
+
+1. Every slot is classified as *varying* (it depends on an input, so it has one value per sample)
+   or *uniform* (parameters, constants and everything computed from them only, such as an L2
+   penalty): uniform values are computed once per run, not once per sample.
+2. Sums of products are recognised from what the derivative table declares (`Op.linear`: a sum
+   with coefficients; `Op.bilinear`: a product): an n-ary `sum` (or a tree of `add`/`sub`/`neg`)
+   whose terms are products of a uniform weight and a varying value is one row of a matrix
+   product. All such sums at the same depth of the graph become one `SumsOfProductsStep`, the way
+   a layer of neurons is one `W @ X`.
+3. The other instructions are grouped by (depth, op, operand buffers): each group is one
+   `MapStep`, a call of the op's rule on a block of rows.
+4. Rows are laid out so that each step's results are consecutive rows of their buffer, and the
+   parameters so that each layer's weight matrix is one contiguous row-major block of the uniform
+   buffer (W is then a view, and its gradient one slice addition).
+
+Running copies the inputs into the varying buffer and the parameters into the uniform one (from
+their Values, or for `loss_and_grad` from a 1-d array with one `take`), runs the steps forward, then
+backward in reverse, and reads the gradients out. Every call gets its own `Workspace` (buffers
+come from a small pool), so one plan serves several threads at once; batches longer than
+`MAX_CHUNK_FLOATS` values per row run in chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from ..ops import Op
+from .batch_steps import ONE_ROW, UNIFORM, VARYING, MapStep, SumsOfProductsStep
+from .instruction import CONSTANT, GRADIENT_LOCK, PARAMETER
+
+MAX_CHUNK_FLOATS = 1 << 22  # longer batches run in chunks so the buffers stay around 32 MB
+MIN_CHUNK = 256  # ... but never in chunks of fewer samples than this
+# A group of sums runs as a dense matrix product when its matrix is not much bigger than its
+# number of terms (k * columns <= factor * terms + slack); otherwise as gathered sparse sums.
+DENSE_FACTOR, DENSE_SLACK = 4, 256
+POOL_SIZE = 8  # workspaces kept for reuse (one per thread that calls at the same time, usually)
+SUMS = None  # the group key of sums of products (no op of the table is named None)
+FIXED_ROWS = 2  # the uniform buffer starts with ZERO_ROW and ONE_ROW, then the leaves
+
+
+def coefficients(op: Op, n: int) -> tuple[float, ...] | None:
+    """The coefficients c with op(xs) == sum(c_i x_i), as the table's row declares them, or None."""
+    if op.linear is None:
+        return None
+    return op.linear * n if op.arity is None else op.linear
+
+
+class Workspace:
+    """One call's buffers: values and gradients of both buffers, and what steps save for backward."""
+
+    __slots__ = ("width", "values", "grads", "saved", "offset")
+
+    def __init__(self, n_uniform: int, n_varying: int, width: int, n_steps: int) -> None:
+        self.width = width
+        ubuf = np.zeros((n_uniform, 1))
+        ubuf[ONE_ROW] = 1.0
+        self.values = (ubuf, np.zeros((n_varying, width)))
+        self.grads = (np.zeros((n_uniform, 1)), np.zeros((n_varying, width)))
+        self.saved: list[Any] = [None] * n_steps
+        self.offset = 0  # the batch index of this chunk's first sample, for error messages
+
+
+class BatchPlan:
+    """The Program grouped into vectorised steps.
+
+    With `input_grads=False` no gradient is computed for the inputs (the plan `loss_and_grad` uses:
+    it returns parameter gradients only).
+    """
+
+    def __init__(self, program: Any, input_grads: bool = True) -> None:
+        self.program = program
+        n_in = len(program.inputs)
+        n_leaves = len(program.leaves)
+        n_slots = n_leaves + len(program.instructions)
+        instructions = program.instructions
+        if input_grads:
+            self.needs: tuple[bool, ...] = program.requires_grad
+        else:
+            needs = [False] * n_in + [k == PARAMETER for k in program.kinds[n_in:n_leaves]]
+            for ins in instructions:
+                needs.append(any(needs[a] for a in ins.args))
+            self.needs = tuple(needs)
+        buffer_of = [VARYING] * n_in + [UNIFORM] * (n_leaves - n_in)
+        for ins in instructions:
+            buffer_of.append(VARYING if any(buffer_of[a] == VARYING for a in ins.args) else UNIFORM)
+        self.buffer_of = buffer_of
+        self.terms = self._sums_of_products()
+        groups = self._groups()
+
+        # rows: varying buffer = [inputs, varying results]; uniform buffer = [0.0, 1.0, parameters,
+        # constants, uniform results]. Each group's results are consecutive rows.
+        order = sorted(groups, key=lambda k: (k[0], k[1], groups[k][0]))
+        self.row = [0] * n_slots
+        n_varying = n_in
+        for i in range(n_in):
+            self.row[i] = i
+        for key in order:
+            if key[0] == VARYING:
+                for s in groups[key]:
+                    self.row[s] = n_varying
+                    n_varying += 1
+        matrix_groups = [groups[k] for k in order if k[2] is SUMS and k[0] == VARYING]
+        params = self._parameter_layout(matrix_groups)
+        consts = [s for s in range(n_in, n_leaves) if program.kinds[s] == CONSTANT]
+        n_uniform = FIXED_ROWS
+        for s in params + consts:
+            self.row[s] = n_uniform
+            n_uniform += 1
+        for key in order:
+            if key[0] == UNIFORM:
+                for s in groups[key]:
+                    self.row[s] = n_uniform
+                    n_uniform += 1
+        self.n_uniform, self.n_varying = n_uniform, n_varying
+        self.steps: list[Any] = []
+        for key in order:
+            slots = groups[key]
+            buffer, start = key[0], self.row[slots[0]]
+            if key[2] is SUMS:
+                dense = self._dense(slots)
+                self.steps.append(SumsOfProductsStep(self, slots, buffer, start, len(self.steps), dense))
+            else:
+                op = instructions[slots[0] - n_leaves].op
+                self.steps.append(MapStep(self, op, slots, buffer, start))
+        self.backward_steps = [s for s in reversed(self.steps) if s.requires_grad]
+
+        # parameters: uniform rows FIXED_ROWS .. + n_params, in layout order. `theta_order[j]` is the
+        # position in Program.parameters of the parameter at row FIXED_ROWS + j.
+        self.n_params = len(params)
+        self.param_values = [program.leaves[s] for s in params]
+        self.theta_order = np.array([s - n_in for s in params], dtype=np.intp)
+        self.theta_in_order = bool((self.theta_order == np.arange(self.n_params)).all())
+        self.const_values = [program.leaves[s] for s in consts]
+        self.out_rows = [(buffer_of[s], self.row[s]) for s in program.output_slots]
+        self.input_needs = [self.needs[i] for i in range(n_in)]
+        grad_inputs = [i for i in range(n_in) if self.needs[i]]
+        self.grad_input_rows: Any = slice(0, n_in) if len(grad_inputs) == n_in else np.array(grad_inputs, int)
+        self._pool: list[Workspace] = []
+        self._pool_lock = threading.Lock()
+
+    # --- planning ------------------------------------------------------------------------------
+    def _sums_of_products(self) -> dict[int, list[tuple[float, int | None, int]]]:
+        """Which instructions become rows of a matrix product, with their terms.
+
+        A linear instruction absorbs the linear and product instructions below it that nobody else
+        uses; each term is (coefficient, weight slot or None, value slot). Absorbed instructions get
+        no step of their own."""
+        program, buffer_of = self.program, self.buffer_of
+        instructions = program.instructions
+        n_leaves = len(program.leaves)
+        uses = [0] * (n_leaves + len(instructions))
+        for ins in instructions:
+            for a in ins.args:
+                uses[a] += 1
+        outputs = set(program.output_slots)
+        terms_of: dict[int, list[tuple[float, int | None, int]]] = {}
+        self.absorbed: set[int] = set()
+        for ins in reversed(instructions):
+            if ins.slot in self.absorbed:
+                continue
+            coeffs = coefficients(ins.op, len(ins.args))
+            if coeffs is None:
+                continue
+            terms: list[tuple[float, int | None, int]] = []
+            took: list[int] = []
+            stack = list(zip(reversed(ins.args), reversed(coeffs), strict=True))
+            while stack:  # bounded: each instruction is absorbed at most once
+                s, coef = stack.pop()
+                if s >= n_leaves and uses[s] == 1 and s not in outputs:
+                    sub = instructions[s - n_leaves]
+                    sub_coeffs = coefficients(sub.op, len(sub.args))
+                    if sub_coeffs is not None:
+                        took.append(s)
+                        stack.extend(
+                            (a, coef * c)
+                            for a, c in zip(reversed(sub.args), reversed(sub_coeffs), strict=True)
+                        )
+                        continue
+                    if sub.op.bilinear:
+                        a, b = sub.args
+                        if buffer_of[a] == UNIFORM or buffer_of[b] == UNIFORM:
+                            w, c = (a, b) if buffer_of[a] == UNIFORM else (b, a)
+                            terms.append((coef, w, c))
+                            took.append(s)
+                            continue
+                terms.append((coef, None, s))
+            if ins.op.name == "sum" or took:
+                terms_of[ins.slot] = terms
+                self.absorbed.update(took)
+        return terms_of
+
+    def _groups(self) -> dict[tuple[Any, ...], list[int]]:
+        """Instructions that run as one step: same buffer, depth, op (or "sums"), operand buffers and
+        gradient need. A uniform operand of a varying instruction counts as depth 0."""
+        program, buffer_of, needs = self.program, self.buffer_of, self.needs
+        level = [0] * (len(program.leaves) + len(program.instructions))
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for ins in program.instructions:
+            s = ins.slot
+            if s in self.absorbed:
+                continue
+            if s in self.terms:
+                deps = [d for _, w, c in self.terms[s] for d in (w, c) if d is not None]
+                key: tuple[Any, ...] = (SUMS,)
+            else:
+                deps = list(ins.args)
+                key = (ins.op.name, tuple(buffer_of[a] for a in ins.args))
+            level[s] = 1 + max((level[d] for d in deps if buffer_of[d] == buffer_of[s]), default=0)
+            groups[(buffer_of[s], level[s], *key, needs[s])].append(s)
+        return groups
+
+    def _dense(self, slots: list[int]) -> bool:
+        """Whether a group of sums runs as a dense matrix product (else as gathered sparse sums)."""
+        pairs, n_terms, columns = set(), 0, set()
+        for r, s in enumerate(slots):
+            for _, _, c in self.terms[s]:
+                if self.buffer_of[c] == VARYING:
+                    pairs.add((r, c))
+                    columns.add(c)
+                    n_terms += 1
+        return len(pairs) == n_terms and len(slots) * len(columns) <= DENSE_FACTOR * n_terms + DENSE_SLACK
+
+    def _parameter_layout(self, matrix_groups: list[list[int]]) -> list[int]:
+        """Parameter slots in buffer order: each dense weight block row-major, then its biases, then
+        the other parameters."""
+        program = self.program
+        n_in, n_leaves = len(program.inputs), len(program.leaves)
+        kinds = program.kinds
+        placed: list[int] = []
+        seen: set[int] = set()
+
+        def place(block: list[int | None]) -> None:
+            if all(s is not None and kinds[s] == PARAMETER and s not in seen for s in block) and len(
+                set(block)
+            ) == len(block):
+                placed.extend(block)  # type: ignore[arg-type]
+                seen.update(block)  # type: ignore[arg-type]
+
+        for slots in matrix_groups:
+            varying = [
+                (r, w, c)
+                for r, s in enumerate(slots)
+                for _, w, c in self.terms[s]
+                if self.buffer_of[c] == VARYING
+            ]
+            columns = sorted({self.row[c] for _, _, c in varying})
+            column_of = {row: i for i, row in enumerate(columns)}
+            block: list[int | None] = [None] * (len(slots) * len(columns))
+            for r, w, c in varying:
+                block[r * len(columns) + column_of[self.row[c]]] = w
+            place(block)
+            uniform = [
+                (r, w, c)
+                for r, s in enumerate(slots)
+                for _, w, c in self.terms[s]
+                if self.buffer_of[c] == UNIFORM
+            ]
+            if [r for r, _, _ in uniform] == list(range(len(slots))) and all(
+                w is None for _, w, _ in uniform
+            ):
+                place([c for _, _, c in uniform])
+        placed.extend(s for s in range(n_in, n_leaves) if kinds[s] == PARAMETER and s not in seen)
+        return placed
+
+    def describe(self) -> str:
+        """The steps, one per line: the buffer (U uniform, V per sample), op and group size."""
+        sizes = f"{self.n_uniform} uniform rows, {self.n_varying} rows per sample"
+        lines = [f"batch plan: {len(self.steps)} steps ({sizes})"]
+        lines.extend(f"  {step.describe()}" for step in self.steps)
+        return "\n".join(lines)
+
+    # --- running: the three entry points ----------------------------------------------------------
+    def forward(self, args: tuple[Any, ...]) -> Any:
+        """The outputs for a batch (parameters and constants read from their Values)."""
+        batch, values = self._inputs(args)
+        leaf_data = self._leaf_data()
+        parts = []
+        for lo, hi in self._chunks(batch):
+            ws = self._acquire(hi - lo)
+            try:
+                self._load(ws, leaf_data, values, lo, hi)
+                self._forward(ws)
+                parts.append(self._outputs(ws))
+            finally:
+                self._release(ws)
+        outs = parts[0] if len(parts) == 1 else [np.concatenate(o) for o in zip(*parts, strict=True)]
+        return outs[0] if self.program.single else outs
+
+    def value_and_grad(self, args: tuple[Any, ...], grad_output: Any) -> tuple[Any, tuple[Any, ...]]:
+        """Forward and backward; adds parameter gradients into `.grad` (of parameters that still
+        require one) and returns (outputs, input gradients)."""
+        batch, values = self._inputs(args)
+        seeds = list(self.program._seeds(grad_output, batch))
+        leaf_data = self._leaf_data()
+        parts, grad_parts = [], []
+        param_grads = np.zeros(self.n_params)
+        for lo, hi in self._chunks(batch):
+            ws = self._acquire(hi - lo)
+            try:
+                self._load(ws, leaf_data, values, lo, hi)
+                self._forward(ws)
+                parts.append(self._outputs(ws))
+                self._backward(ws, seeds, lo, hi, with_inputs=True)
+                ug, vg = ws.grads
+                param_grads += ug[FIXED_ROWS : FIXED_ROWS + self.n_params, 0]
+                grad_parts.append([vg[i].copy() if need else None for i, need in enumerate(self.input_needs)])
+            finally:
+                self._release(ws)
+        outs = parts[0] if len(parts) == 1 else [np.concatenate(o) for o in zip(*parts, strict=True)]
+        in_grads = [
+            None if g[0] is None else (g[0] if len(g) == 1 else np.concatenate(g))
+            for g in zip(*grad_parts, strict=True)
+        ]
+        grads = tuple(
+            float(g.sum()) if g is not None and isinstance(x, float) else g
+            for x, g in zip(values, in_grads, strict=True)
+        )
+        with GRADIENT_LOCK:
+            for p, g in zip(self.param_values, param_grads.tolist(), strict=True):
+                if p.requires_grad:  # frozen since compiling: it receives nothing, as eager backward() does
+                    p.grad += g
+        return (outs[0] if self.program.single else outs), grads
+
+    def loss_and_grad(self, theta: Any, args: tuple[Any, ...]) -> tuple[float, Any]:
+        """(the single output summed over the batch, its gradient with respect to `theta`), with the
+        parameters read from `theta` (Program.parameters order) and no Value touched but constants."""
+        batch, values = self._inputs(args)
+        n = self.n_params
+        consts = [c.data for c in self.const_values] if self.const_values else None
+        seeds = [1.0]
+        total = 0.0
+        grad_rows: Any = None
+        for lo, hi in self._chunks(batch):
+            ws = self._acquire(hi - lo)
+            try:
+                u = ws.values[UNIFORM][:, 0]
+                if self.theta_in_order:
+                    u[FIXED_ROWS : FIXED_ROWS + n] = theta
+                else:
+                    np.take(theta, self.theta_order, out=u[FIXED_ROWS : FIXED_ROWS + n])
+                if consts is not None:
+                    u[FIXED_ROWS + n : FIXED_ROWS + n + len(consts)] = consts
+                self._load_inputs(ws, values, lo, hi)
+                self._forward(ws)
+                buffer, r = self.out_rows[0]
+                total += float(ws.values[buffer][r].sum()) * (1 if buffer == VARYING else hi - lo)
+                self._backward(ws, seeds, lo, hi, with_inputs=False)
+                rows = ws.grads[UNIFORM][FIXED_ROWS : FIXED_ROWS + n, 0]
+                grad_rows = rows.copy() if grad_rows is None else grad_rows + rows
+            finally:
+                self._release(ws)
+        if self.theta_in_order:
+            return total, grad_rows
+        dtheta = np.empty(n)
+        dtheta[self.theta_order] = grad_rows
+        return total, dtheta
+
+    # --- running: the parts ------------------------------------------------------------------------
+    def _chunks(self, batch: int) -> list[tuple[int, int]]:
+        size = max(MIN_CHUNK, MAX_CHUNK_FLOATS // max(self.n_varying, 1))
+        if batch <= size:
+            return [(0, batch)]
+        return [(lo, min(batch, lo + size)) for lo in range(0, batch, size)]
+
+    def _acquire(self, width: int) -> Workspace:
+        """A workspace for `width` samples that no other call is using."""
+        with self._pool_lock:
+            for i, ws in enumerate(self._pool):
+                if ws.width == width:
+                    return self._pool.pop(i)
+        return Workspace(self.n_uniform, self.n_varying, width, len(self.steps))
+
+    def _release(self, ws: Workspace) -> None:
+        ws.saved = [None] * len(ws.saved)  # do not keep the batch's arrays alive
+        with self._pool_lock:
+            self._pool.append(ws)
+            if len(self._pool) > POOL_SIZE:
+                del self._pool[0]
+
+    def _leaf_data(self) -> Any:
+        """The parameters' and constants' current values, in buffer order (read once per call)."""
+        return np.array(
+            [v.data for v in self.param_values] + [v.data for v in self.const_values], dtype=np.float64
+        )
+
+    def _load(self, ws: Workspace, leaf_data: Any, values: list[Any], lo: int, hi: int) -> None:
+        ws.values[UNIFORM][FIXED_ROWS : FIXED_ROWS + len(leaf_data), 0] = leaf_data
+        self._load_inputs(ws, values, lo, hi)
+
+    def _load_inputs(self, ws: Workspace, values: list[Any], lo: int, hi: int) -> None:
+        ws.offset = lo
+        vbuf = ws.values[VARYING]
+        for i, x in enumerate(values):
+            vbuf[i] = x if isinstance(x, float) else x[lo:hi]
+
+    def _forward(self, ws: Workspace) -> None:
+        with np.errstate(all="ignore"):  # IEEE arithmetic as the float engine does it: inf, not warnings
+            for step in self.steps:
+                step.forward(ws)
+
+    def _outputs(self, ws: Workspace) -> list[Any]:
+        values = ws.values
+        return [
+            values[VARYING][r].copy() if buffer == VARYING else np.full(ws.width, values[UNIFORM][r, 0])
+            for buffer, r in self.out_rows
+        ]
+
+    def _backward(self, ws: Workspace, seeds: list[Any], lo: int, hi: int, with_inputs: bool) -> None:
+        """The backward sweep, rerun with checks if any gradient came out NaN or inf, so that the
+        rule that made a NaN out of finite numbers raises as it would in eager `backward()`."""
+        with np.errstate(all="ignore"):
+            self._sweep(ws, seeds, lo, hi, check=False)
+            ug, vg = ws.grads
+            finite = math.isfinite(ug[FIXED_ROWS : FIXED_ROWS + self.n_params, 0].sum())
+            if finite and with_inputs:
+                finite = math.isfinite(vg[self.grad_input_rows].sum())
+            if not finite:  # one sum tells; an overflowing sum of finite numbers only costs a recheck
+                self._sweep(ws, seeds, lo, hi, check=True)
+
+    def _sweep(self, ws: Workspace, seeds: list[Any], lo: int, hi: int, check: bool) -> None:
+        ug, vg = ws.grads
+        ug.fill(0.0)
+        vg.fill(0.0)
+        for (buffer, r), seed in zip(self.out_rows, seeds, strict=True):
+            if isinstance(seed, np.ndarray) and seed.ndim == 1:
+                seed = seed[lo:hi]
+            if buffer == VARYING:
+                vg[r] += seed
+            else:
+                ug[r, 0] += float(np.sum(np.broadcast_to(seed, (hi - lo,))))
+        for step in self.backward_steps:
+            step.backward(ws, check)
+
+    def _inputs(self, args: tuple[Any, ...]) -> tuple[int, list[Any]]:
+        """Validate the inputs: each a number or a 1-d array, all arrays of one length B."""
+        names = self.program._names
+        values: list[Any] = []
+        batch, first = None, None
+        for name, x in zip(names, args, strict=True):
+            if isinstance(x, numbers.Real):
+                values.append(float(x))
+                continue
+            arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"input {name!r} must hold real numbers, got an array of dtype {arr.dtype}")
+            if arr.ndim == 0:
+                values.append(float(arr))
+                continue
+            if arr.ndim != 1:
+                raise ValueError(
+                    f"input {name!r} must be a number or a 1-d array (one entry per sample), "
+                    f"got an array of shape {arr.shape}"
+                )
+            if batch is None:
+                batch, first = len(arr), name
+            elif len(arr) != batch:
+                raise ValueError(
+                    f"inputs of unequal length: {first!r} has {batch} samples but {name!r} has {len(arr)}"
+                )
+            values.append(arr)
+        return (batch if batch is not None else 1), values
