@@ -74,3 +74,22 @@ def test_relu_and_abs_at_nan_match_pytorch() -> None:
         t = torch.tensor([math.nan], dtype=torch.float64, requires_grad=True)
         getattr(torch, name)(t).sum().backward()
         assert v.grad == t.grad.item(), name
+
+
+def test_a_program_pickles_and_deep_copies_by_compiling_again() -> None:
+    np = need("numpy")
+    x = placeholder("x")
+    w = Value(0.5, label="w")
+    program = chainrule.compile((x * w).tanh() + w, [x])
+    for twin in (pickle.loads(pickle.dumps(program)), copy.deepcopy(program)):
+        assert twin(0.3) == program(0.3)
+        assert np.array_equal(twin(np.array([0.1, 0.2])), program(np.array([0.1, 0.2])))
+        (w2,) = twin.parameters
+        assert w2 is not w and w2.data == 0.5  # the copy has its own parameter
+
+
+def test_graphs_pickled_together_share_their_leaves() -> None:
+    w = Value(2.0, label="w")
+    a, b = w * 3.0, (w + 1.0).tanh()
+    a2, b2 = pickle.loads(pickle.dumps([a, b]))
+    assert a2._prev[0] is b2._prev[0]._prev[0]  # one w, as before pickling

@@ -996,11 +996,19 @@ def _twin_inputs(node: Value, memo: dict[int, Any]) -> tuple[Any, Any]:
 
 
 def _graph_reduce(root: Value) -> tuple[Any, ...]:
-    """How a Value pickles: its whole graph as one flat list, rebuilt by `_rebuild_graph`."""
+    """How a Value pickles: its whole graph as one flat list, rebuilt by `_rebuild_graph`.
+
+    Leaves other than the root go into the list as themselves, so pickle stores each once and
+    graphs pickled together (a model's outputs, a Program's inputs and output) share their
+    parameters and placeholders again when loaded; the nodes between are rebuilt per root.
+    """
     order = topological_order(root)
     index = {node: i for i, node in enumerate(order)}
-    rows = []
+    rows: list[Any] = []
     for node in order:
+        if node._a is None and node is not root:
+            rows.append(node)  # a leaf: pickled (once) by its own reduce
+            continue
         symbolic = isinstance(node, Symbolic)
         fn = node._fn
         if fn is not None and fn.hand_built:
@@ -1020,10 +1028,14 @@ def _graph_reduce(root: Value) -> tuple[Any, ...]:
     return (_rebuild_graph, (rows,))
 
 
-def _rebuild_graph(rows: list[tuple[Any, ...]]) -> Value:
+def _rebuild_graph(rows: list[Any]) -> Value:
     """The graph `_graph_reduce` flattened, rebuilt; returns its root (the last row)."""
     nodes: list[Value] = []
-    for data, grad, label, requires_grad, fn, inputs, many, symbolic in rows:
+    for row in rows:
+        if isinstance(row, Value):
+            nodes.append(row)
+            continue
+        data, grad, label, requires_grad, fn, inputs, many, symbolic = row
         node = _new(Symbolic if symbolic else Value)
         if not symbolic:
             node._data = data

@@ -107,6 +107,11 @@ class Program:
     def _single(self) -> bool:  # the name earlier versions used
         return self.single
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A Program is pickled (and deep-copied) as its graph and inputs, and compiled again when
+        # loaded: its generated code, plans and locks belong to this process.
+        return (compile, (self.outputs[0] if self.single else list(self.outputs), list(self.inputs)))
+
     # --- inspection --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.instructions)
