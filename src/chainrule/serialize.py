@@ -296,20 +296,22 @@ def save(module: Module, path: str | os.PathLike[str]) -> Path:
     A symlink is written through (its target gets the new model, the link stays). The process umask
     is never changed: a new file gets 0o666 minus the umask, an existing file keeps its mode.
     """
-    target = _save_target(path)
-    data = to_dict(module)  # everything that can fail on the module fails before a file is touched
-    _remove_stale_temp_files(target.parent)
     try:
-        mode: int | None = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = None
-    tmp = target.parent / f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
+        target = _save_target(path)
+        data = to_dict(module)  # everything that can fail on the module fails before a file is touched
+        _remove_stale_temp_files(target.parent)
+        try:
+            mode: int | None = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = None
+        tmp = target.parent / f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         # The kernel applies the umask to 0o666 itself: no need to read (and so set) the umask.
         fd = os.open(tmp, flags, 0o666 if mode is None else mode & 0o666)
     except OSError as exc:
-        raise OSError(exc.errno, f"save: cannot write {target}: {exc.strerror}", str(target)) from None
+        if exc.errno is None or str(exc.strerror).startswith("save:"):
+            raise
+        raise OSError(exc.errno, f"save: cannot write {path}: {exc.strerror}", os.fspath(path)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             if mode is not None and hasattr(os, "fchmod"):
@@ -418,7 +420,8 @@ def load(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) -> Mo
     if len(raw) > max_bytes:
         raise ModelFileError(f"{path}: the file is larger than the {max_bytes} bytes load reads")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        text = raw.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     except UnicodeDecodeError:
