@@ -447,7 +447,10 @@ class Graph:
 
     def __repr__(self) -> str:
         lines = self.source.count("\n")
-        return f"<chainrule.drawing.Graph: {lines} lines of DOT, format {self.format!r}, backend {self.backend!r}>"
+        return (
+            f"<chainrule.drawing.Graph: {lines} lines of DOT, format {self.format!r}, "
+            f"backend {self.backend!r}>"
+        )
 
     def pipe(
         self,
@@ -456,7 +459,7 @@ class Graph:
         *,
         timeout: float | None = None,
     ) -> Any:
-        """The rendered picture: bytes, or text when `encoding` is given (`pipe(encoding="utf-8")` for SVG)."""
+        """The rendered picture: bytes, or text with an `encoding` (`pipe(encoding="utf-8")` for SVG)."""
         data = render_dot(
             self.source,
             format or self.format,
