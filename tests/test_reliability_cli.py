@@ -254,7 +254,10 @@ def test_backend_dot_without_dot_points_to_the_installed_renderer(
 
 @pytest.mark.parametrize(
     ("argv", "words"),
-    [(["--max-nodes", "0"], "--max-nodes: expected a positive integer"), (["--timeout", "-1"], "--timeout")],
+    [
+        (["--max-nodes", "0"], "--max-nodes: expected a positive integer"),
+        (["--timeout", "-1"], "--timeout: expected a positive number of seconds"),
+    ],
 )
 def test_bad_draw_options_are_usage_errors(
     argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
