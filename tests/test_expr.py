@@ -210,7 +210,7 @@ def test_draw_dot_output_no_grad_and_stdout(tmp_path: Path, capsys: pytest.Captu
         (["x.y", "x=1"], "chainrule draw: attribute access is not allowed in 'x.y'"),
         (["log(x)", "x=-1"], "chainrule draw: log: requires x > 0, got -1.0"),
         (["x/0", "x=1"], "chainrule draw: truediv: requires a non-zero divisor"),
-        (["x", "x=1", "-o", "x.pdf"], "cannot tell the format from 'x.pdf'"),
+        (["x", "x=1", "-o", "x.pdf"], "cannot write 'x.pdf': the file name must end in .svg"),
         (["2*3"], "depends on no input"),
         (["x"], "unknown name 'x'"),
     ],

@@ -155,7 +155,7 @@ def numpy_backend() -> SimpleNamespace:
         try:
             import numpy as np
         except ImportError as exc:  # pragma: no cover - exercised only without numpy
-            raise ImportError("this feature needs numpy: pip install 'chainrule[numpy]'") from exc
+            raise ImportError("this feature needs numpy, which is not installed: pip install numpy") from exc
 
         def xlogy(x: Any, y: Any) -> Any:
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -19,7 +19,7 @@ from .functional import argument_names, format_table, value_and_grad
 
 _TORCH_MISSING = (
     "chainrule.check.against_torch needs PyTorch, which is not installed: "
-    "pip install torch==2.13.0 (CPU build), or pip install 'chainrule[test]'"
+    "pip install torch==2.13.0 (the CPU build; in a chainrule checkout, pip install -e '.[test]' brings it)"
 )
 
 

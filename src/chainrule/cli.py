@@ -1,4 +1,4 @@
-"""The `chainrule` command: `chainrule demo`, `chainrule draw` and `chainrule explore` (see `--help`)."""
+"""The `chainrule` command: `chainrule demo`, `draw` and `explore` (see `--help`, `--version`)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,19 @@ COMMANDS = {
 }
 
 
+def _version() -> str:
+    """The version of the chainrule that is running (not of some other installed copy)."""
+    from . import __version__
+
+    return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(prog="chainrule", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"chainrule {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     module = None
     for name, (module_name, help_text) in COMMANDS.items():

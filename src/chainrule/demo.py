@@ -6,8 +6,9 @@ With the same seed it starts from micrograd's very numbers and reaches 100% trai
 `--task digits` classifies scikit-learn's 8x8 handwritten digits with softmax cross-entropy: a real
 (if small) problem that shows how fast the scalar engine is, and what `--engine compiled` changes.
 
-The demo needs the `demo` extra (scikit-learn, matplotlib, tqdm, numpy): pip install 'chainrule[demo]'.
-It is imported lazily, so `chainrule --help` works without it.
+The demo needs scikit-learn, matplotlib, tqdm and numpy (`pip install scikit-learn matplotlib tqdm
+numpy`, or the `demo` extra of a checkout: `pip install -e '.[demo]'`). They are imported lazily,
+so `chainrule --help` works without them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,32 @@ from .engine import Value, no_grad, placeholder
 from .losses import cross_entropy, l2_regularization, svm_loss
 from .nn import MLP
 
-INSTALL_HINT = "pip install 'chainrule[demo]'"
-EXTRAS = ("numpy", "sklearn", "matplotlib", "tqdm")
+# Each hint is a command that works as written: the pip name of every module the demo imports.
+EXTRAS = {"numpy": "numpy", "sklearn": "scikit-learn", "matplotlib": "matplotlib", "tqdm": "tqdm"}
+INSTALL_HINT = f"pip install {' '.join(EXTRAS.values())}"
+
+# Bounds on what the command line may ask for, so a typo cannot start a run that never ends or
+# fills the memory: the eager engine holds about 200 bytes per (sample, parameter) in one step.
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state range
+MAX_STEPS = 100_000
+MAX_SAMPLES = 100_000
+MAX_LAYERS = 20
+MAX_PARAMETERS = 1_000_000
+MAX_WORK = {"eager": 5_000_000, "compiled": 50_000_000}  # samples x parameters in one step
+DIGITS_TRAIN_MAX = 1797 - 100  # load_digits has 1797 images; 100 or more are held out
+
+# Every file the demo may write into its folder. A run removes the ones it did not write this
+# time (the other task's, or neuron.dot once neuron.svg can be drawn), so the folder never mixes
+# pictures of two runs.
+OUTPUT_NAMES = (
+    "decision_boundary.png",
+    "training_curves.png",
+    "predictions.png",
+    "neuron.svg",
+    "neuron.dot",
+    "explorer.html",
+    "model.json",
+)
 ALPHA = 1e-4  # L2 regularisation strength, as in micrograd's demo
 
 # Per task: steps, samples, hidden sizes, optimizer and the learning rate for each optimizer. The
@@ -76,11 +101,42 @@ def _positive_float(text: str) -> float:
 
 def _sizes(text: str) -> list[int]:
     try:
-        return [_positive_int(part) for part in text.split(",")]
+        sizes = [_positive_int(part) for part in text.split(",")]
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected layer sizes separated by commas, e.g. 16,16; got {text!r}"
         ) from None
+    if len(sizes) > MAX_LAYERS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_LAYERS} hidden layers, got {len(sizes)}")
+    return sizes
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SEED}, got {text!r}")
+    return value
+
+
+def _bounded(limit: int) -> Callable[[str], int]:
+    """A positive integer of at most `limit`, for argparse."""
+
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"at most {limit:,}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _parameter_count(nin: int, sizes: Sequence[int]) -> int:
+    """How many parameters MLP(nin, sizes) has, without building it."""
+    widths = [nin, *sizes]
+    return sum((a + 1) * b for a, b in zip(widths, sizes, strict=False))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,12 +144,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task", choices=sorted(DEFAULTS), default="moons", help="two moons (default) or 8x8 digits"
     )
-    parser.add_argument("--steps", type=_positive_int, help="training steps (moons 100, digits 50)")
+    parser.add_argument("--steps", type=_bounded(MAX_STEPS), help="training steps (moons 100, digits 50)")
     parser.add_argument(
         "--lr", type=_positive_float, help="initial learning rate; it decays linearly to 10%% of it"
     )
-    parser.add_argument("--seed", type=int, default=1337, help="random seed for data and weights (1337)")
-    parser.add_argument("--samples", type=_positive_int, help="training samples (moons 100, digits 150)")
+    parser.add_argument("--seed", type=_seed, default=1337, help="random seed for data and weights (1337)")
+    parser.add_argument(
+        "--samples", type=_bounded(MAX_SAMPLES), help="training samples (moons 100, digits 150)"
+    )
     parser.add_argument("--hidden", type=_sizes, help="hidden layer sizes (moons 16,16, digits 24)")
     parser.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd or adam (moons sgd, digits adam)")
     parser.add_argument(
@@ -128,11 +186,14 @@ def run(args: argparse.Namespace) -> int:
 def _import_extras() -> dict[str, Any]:
     """The demo's optional dependencies, or a DemoError with the install hint."""
     modules = {}
-    for name in EXTRAS:
+    for name, package in EXTRAS.items():
         try:
             modules[name] = importlib.import_module(name)
         except ImportError:
-            raise DemoError(f"this needs {name}, which is not installed: {INSTALL_HINT}") from None
+            raise DemoError(
+                f"this needs {name}, which is not installed: pip install {package} "
+                f"(everything the demo needs: {INSTALL_HINT})"
+            ) from None
     return modules
 
 
@@ -183,7 +244,7 @@ def _digits_task(args: argparse.Namespace, hidden: list[int], np: Any) -> Task:
     digits = load_digits()  # ships with scikit-learn: no download
     X = digits.data / 16.0  # pixel intensities 0..16 -> 0..1
     y = digits.target
-    n = min(args.samples, len(X) - 100)
+    n = min(args.samples, len(X) - 100)  # DIGITS_TRAIN_MAX
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, train_size=n, test_size=min(500, len(X) - n), random_state=args.seed, stratify=y
     )
@@ -467,6 +528,27 @@ def _draw_neuron(task: Task, out_dir: Path) -> list[Path]:
 
 
 # --- the command -----------------------------------------------------------------------------------
+def _check_size(task: str, hidden: Sequence[int], samples: int, engine: str) -> None:
+    """Refuse, before anything is built, a model or a step too big for this machine's memory."""
+    nin, nout = (2, 1) if task == "moons" else (64, 10)
+    if task == "digits":
+        samples = min(samples, DIGITS_TRAIN_MAX)  # what _digits_task takes at most
+    count = _parameter_count(nin, [*hidden, nout])
+    if count > MAX_PARAMETERS:
+        raise DemoError(
+            f"--hidden {','.join(map(str, hidden))} makes a model of {count:,} parameters; at most "
+            f"{MAX_PARAMETERS:,} (each one is a Python object in the scalar engine)",
+            code=2,
+        )
+    work = samples * count
+    if work > MAX_WORK[engine]:
+        raise DemoError(
+            f"{samples:,} samples x {count:,} parameters is too much for one {engine} step (at most "
+            f"{MAX_WORK[engine]:,}, about a gigabyte): use fewer --samples or smaller --hidden layers",
+            code=2,
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     mods = _import_extras()
     np, mpl, tqdm = mods["numpy"], mods["matplotlib"], mods["tqdm"]
@@ -480,6 +562,7 @@ def _run(args: argparse.Namespace) -> int:
         raise DemoError("--samples must be at least 2 for two moons", code=2)
     if args.task == "digits" and args.samples < 10:
         raise DemoError("--samples must be at least 10 for digits (one of each class)", code=2)
+    _check_size(args.task, hidden, args.samples, args.engine)
     if args.engine == "compiled" and _compiler() is None:
         raise DemoError(
             "--engine compiled needs chainrule.compiler, which this installation does not have yet; "
@@ -548,6 +631,10 @@ def _write_outputs(
     else:
         files.append(_plot_digits(task, predictor, out_dir / "predictions.png", np, mpl))
     files.append(save(task.model, out_dir / "model.json"))
+    written = {f.name for f in files}
+    for name in OUTPUT_NAMES:
+        if name not in written:
+            (out_dir / name).unlink(missing_ok=True)  # left by an earlier run of another task
     return files
 
 

@@ -2,42 +2,59 @@
 
 `to_dot(root)` writes the graph below `root` as Graphviz DOT text, the way the seed notebooks and
 micrograd draw it: one record node `label | data | grad` per `Value`, one small node per operation,
-edges in the direction the data flows. `draw_dot(root)` wraps the same text in a `graphviz.Digraph`,
-which Jupyter displays.
+edges in the direction the data flows. `draw_dot(root)` wraps the same text in a `Graph`, chainrule's
+own small object used like a `graphviz.Digraph` (`.source`, `.pipe()`, `.render()`), which Jupyter
+displays.
 
 Rendering needs a Graphviz layout program. A system Graphviz (`dot` on PATH) is used when there is
 one; otherwise chainrule runs `graphviz-pure`, a self-contained port of Graphviz that installs from
-PyPI (`pip install "chainrule[viz]"`), so a picture never needs more than pip. docs/drawing.md
-explains the choice.
+PyPI (`pip install graphviz-pure`), so a picture never needs more than pip. Every run of a layout
+program has a time limit (`DEFAULT_TIMEOUT`). docs/drawing.md explains the choice.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .engine import Value
 from .errors import PlaceholderError
 
-__all__ = ["RendererNotFound", "draw_dot", "find_renderer", "render_dot", "render_graph", "to_dot"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Graph",
+    "RenderError",
+    "RenderTimeout",
+    "RendererNotFound",
+    "draw_dot",
+    "find_renderer",
+    "render_dot",
+    "render_graph",
+    "to_dot",
+]
 
 DEFAULT_MAX_NODES = 500
 """Above this many values a drawing stops being readable; the rest collapse into one node."""
 
 BACKENDS = ("auto", "dot", "graphviz-pure")
 PURE_COMMAND = "graphviz-pure"
-INSTALL_HINT = (
-    "install one of: the pip renderer (pip install 'chainrule[viz]', or pip install graphviz-pure) "
-    "or a system Graphviz that provides `dot` (apt install graphviz, brew install graphviz, "
+# Every hint is a command that works as written (chainrule itself is installed from a checkout).
+PURE_INSTALL = "pip install graphviz-pure"
+SYSTEM_INSTALL = (
+    "install a system Graphviz that provides `dot` (apt install graphviz, brew install graphviz, "
     "conda install graphviz, or https://graphviz.org/download/)"
+)
+INSTALL_HINT = (
+    f"install one of: the pip renderer ({PURE_INSTALL}) or a system Graphviz that provides `dot` "
+    "(apt install graphviz, brew install graphviz, conda install graphviz, or https://graphviz.org/download/)"
 )
 
 # Styles a teacher can tell apart at a glance: inputs and parameters (leaves that take a gradient)
@@ -68,6 +85,13 @@ def _number(x: Any) -> str:
     if isinstance(x, Value):  # a grad made by backward(create_graph=True) is itself a Value
         x = x.data
     return f"{x:.4f}"
+
+
+def _label_text(label: Any) -> str:
+    """A node's label as text: None (or any other non-text a user assigned) never breaks a drawing."""
+    if label is None:
+        return ""
+    return label if isinstance(label, str) else str(label)
 
 
 def _data_text(node: Value) -> str:
@@ -150,7 +174,7 @@ def _body(
     for node in order:
         uid = ids[node]
         label = labels.get(node, node.label) if labels else node.label
-        fields = [_escape_record(label), f"data {_data_text(node)}"]
+        fields = [_escape_record(_label_text(label)), f"data {_data_text(node)}"]
         if show_grad:
             fields.append(f"grad {_number(grads.get(node, node.grad) if grads else node.grad)}")
         attrs = [f'label="{{ {" | ".join(fields)} }}"']
@@ -205,22 +229,25 @@ def to_dot(
 
 
 # --- rendering ----------------------------------------------------------------------------------
-try:
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a layout program may run before it is stopped (Graphviz can take minutes on some graphs)."""
+
+# Graphviz's network-simplex placement is what takes minutes on long chains with a shared input
+# (`x1 = x0*a; x2 = x1*a; ...`); one pass of it per node keeps those graphs to seconds and leaves
+# small pictures byte for byte as they were.
+LAYOUT_FLAGS = ("-Gnslimit=1",)
+
+# File suffixes chainrule can write, and the Graphviz format for each ("dot" is the text itself).
+FORMATS = {"svg": "svg", "png": "png", "jpg": "jpeg", "jpeg": "jpeg", "dot": "dot", "gv": "dot"}
+
+try:  # only for the exception base classes, so code that catches graphviz's errors keeps working
     import graphviz as _graphviz
 
     _NotFoundBase: type[Exception] = _graphviz.ExecutableNotFound
-except ImportError:  # pragma: no cover - the viz extra is missing; to_dot still works
-    _graphviz = None
+    _FailedBase: type[subprocess.CalledProcessError] = _graphviz.CalledProcessError
+except ImportError:  # pragma: no cover - the graphviz package is optional
     _NotFoundBase = RuntimeError
-
-
-def _import_graphviz() -> Any:
-    if _graphviz is None:
-        raise ImportError(
-            "draw_dot needs the graphviz Python package: pip install 'chainrule[viz]' "
-            "(to_dot(root) gives the DOT text without it)"
-        )
-    return _graphviz
+    _FailedBase = subprocess.CalledProcessError
 
 
 class RendererNotFound(_NotFoundBase):  # type: ignore[misc, valid-type]
@@ -229,6 +256,20 @@ class RendererNotFound(_NotFoundBase):  # type: ignore[misc, valid-type]
     def __init__(self, message: str) -> None:
         # graphviz.ExecutableNotFound formats its own message from a command; ours says more.
         RuntimeError.__init__(self, message)
+
+
+class RenderError(_FailedBase):  # type: ignore[misc, valid-type]
+    """The layout program ran but failed (exit code and its first line of stderr in the message)."""
+
+    def __str__(self) -> str:
+        stderr = self.stderr.decode(errors="replace") if isinstance(self.stderr, bytes) else self.stderr
+        first = (stderr or "").strip().splitlines()[:1]
+        program = os.path.basename(str(self.cmd[0]))
+        return f"draw: {program} failed (exit {self.returncode}){': ' + first[0] if first else ''}"
+
+
+class RenderTimeout(TimeoutError):
+    """The layout program ran longer than its time limit and was stopped."""
 
 
 def _pure_executable() -> str | None:
@@ -252,34 +293,76 @@ def find_renderer(backend: str = "auto") -> str:
         if found:
             return found
         if backend == "dot":
+            other = (
+                "; graphviz-pure is installed: use backend 'graphviz-pure' or 'auto'"
+                if _pure_executable()
+                else f"; or {PURE_INSTALL}"
+            )
             raise RendererNotFound(
-                f"draw: backend='dot' was asked for but no `dot` is on PATH; {INSTALL_HINT}"
+                f"draw: backend 'dot' was asked for but no `dot` is on PATH: {SYSTEM_INSTALL}{other}"
             )
     found = _pure_executable()
     if found:
         return found
     if backend == PURE_COMMAND:
         raise RendererNotFound(
-            "draw: backend='graphviz-pure' was asked for but it is not installed: pip install graphviz-pure "
-            "(or pip install 'chainrule[viz]')"
+            f"draw: backend 'graphviz-pure' was asked for but it is not installed: {PURE_INSTALL}"
         )
     raise RendererNotFound(f"draw: cannot render a picture: no Graphviz `dot` on PATH; {INSTALL_HINT}")
 
 
-def _run(command: list[str], data: bytes, quiet: bool = True) -> bytes:
-    """Run a layout program on DOT bytes and return what it prints; a clear error if it fails."""
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a layout program and anything it started, and collect it."""
     try:
-        proc = subprocess.run(command, input=data, capture_output=True, check=False)
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)  # its own process group: see _run
+        else:  # pragma: no cover
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+
+
+def _run(command: list[str], data: bytes, timeout: float) -> bytes:
+    """Run a layout program on DOT bytes within `timeout` seconds; return what it prints."""
+    try:
+        # A new session: on a time-out the whole group goes, including anything the program
+        # started (a wrapper script's child would otherwise keep running).
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=os.name == "posix",
+        )
     except OSError as exc:  # found a moment ago but not runnable (wrong platform, permissions)
         raise RendererNotFound(f"draw: could not run {command[0]!r} ({exc}); {INSTALL_HINT}") from exc
+    try:
+        out, err = proc.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        raise RenderTimeout(
+            f"draw: rendering took longer than the time limit of {timeout:g} s and was stopped; draw "
+            "fewer values (max_nodes, or --max-nodes) or write the DOT text instead (a .dot file)"
+        ) from None
+    except BaseException:  # KeyboardInterrupt included: never leave the program running
+        _stop(proc)
+        raise
     if proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip()
-        if _graphviz is not None:
-            raise _graphviz.CalledProcessError(proc.returncode, command, output=proc.stdout, stderr=message)
-        raise RuntimeError(f"draw: {command[0]} failed (exit {proc.returncode}): {message}")
-    if not quiet and proc.stderr:
-        sys.stderr.write(proc.stderr.decode(errors="replace"))
-    return proc.stdout
+        raise RenderError(proc.returncode, command, output=out, stderr=err)
+    return out
+
+
+def _check_timeout(timeout: Any) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < float("inf"):
+        raise ValueError(f"draw: timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
 
 
 def render_dot(
@@ -288,17 +371,20 @@ def render_dot(
     *,
     backend: str = "auto",
     engine: str = "dot",
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> bytes:
-    """Render a graph (a Value, a graphviz Digraph/Source, or DOT text) to bytes: svg, png, ...
+    """Render a graph (a Value, a drawing from `draw_dot`, or DOT text) to bytes: svg, png, ...
 
     `backend` is "auto" (a system `dot` if there is one, else graphviz-pure), "dot" or
-    "graphviz-pure". "dot" as a format gives the DOT text itself, with no renderer needed.
+    "graphviz-pure". "dot" as a format gives the DOT text itself, with no renderer needed. A
+    layout running longer than `timeout` seconds is stopped with `RenderTimeout`.
     """
     source = _source_of(graph)
     if format in ("dot", "gv"):
         return source.encode()
-    command = [find_renderer(backend), f"-K{engine}", f"-T{format}"]
-    return _run(command, source.encode())
+    timeout = _check_timeout(timeout)
+    command = [find_renderer(backend), f"-K{engine}", f"-T{format}", *LAYOUT_FLAGS]
+    return _run(command, source.encode(), timeout)
 
 
 def _source_of(graph: Any) -> str:
@@ -312,121 +398,138 @@ def _source_of(graph: Any) -> str:
     raise TypeError(f"render: needs a Value, a graphviz graph or DOT text, got {type(graph).__name__}")
 
 
-def render_graph(graph: Any, path: str | os.PathLike[str], *, backend: str = "auto") -> Path:
-    """Write a picture of `graph` (a Value, a Digraph or DOT text) to `path`; the suffix picks the format.
+def format_of(path: str | os.PathLike[str]) -> str | None:
+    """The format that a file name's suffix asks for (see FORMATS), or None if chainrule cannot write it."""
+    return FORMATS.get(Path(path).suffix.lower().lstrip("."))
+
+
+def render_graph(
+    graph: Any, path: str | os.PathLike[str], *, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT
+) -> Path:
+    """Write a picture of `graph` (a Value, a drawing or DOT text) to `path`; the suffix picks the format.
 
     `.svg`, `.png`, `.jpg`/`.jpeg` are rendered; `.dot`/`.gv` get the DOT text. Returns the path.
     """
     path = Path(path)
-    suffix = path.suffix.lower().lstrip(".")
-    formats = {"svg": "svg", "png": "png", "jpg": "jpeg", "jpeg": "jpeg", "dot": "dot", "gv": "dot"}
-    if suffix not in formats:
+    fmt = format_of(path)
+    if fmt is None:
         raise ValueError(
             f"render_graph: cannot tell the format from {str(path)!r}: use .svg, .png, .jpg or .dot"
         )
-    data = render_dot(graph, formats[suffix], backend=backend)
+    data = render_dot(graph, fmt, backend=backend, timeout=timeout)
     path.write_bytes(data)
     return path
 
 
-def _pipe_lines(
-    backend: str,
-    engine: str,
-    fmt: str,
-    input_lines: Iterable[str],
-    *,
-    input_encoding: str,
-    renderer: str | None = None,
-    formatter: str | None = None,
-    neato_no_op: Any = None,
-    quiet: bool = False,
-) -> bytes:
-    """graphviz.backend.piping.pipe_lines, run by the layout program that `backend` selects."""
-    flag = ":".join(part for part in (fmt, renderer, formatter) if part is not None)
-    command = [find_renderer(backend), f"-K{engine}", f"-T{flag}"]
-    if neato_no_op:
-        command.append(f"-n{int(neato_no_op)}")
-    return _run(command, "".join(input_lines).encode(input_encoding), quiet=quiet)
+class Graph:
+    """A drawing of a graph, used like a `graphviz.Digraph`: `.source`, `.pipe()`, `.render()`, Jupyter.
 
+    chainrule's own small object (it depends on no other package's internals): it renders with a
+    system Graphviz `dot` when there is one and with pip's graphviz-pure otherwise, each run limited
+    to `timeout` seconds. The last line of a Jupyter cell shows it as SVG.
+    """
 
-def _pipe_lines_string(
-    backend: str, engine: str, fmt: str, input_lines: Iterable[str], *, encoding: str, **kwargs: Any
-) -> str:
-    """graphviz.backend.piping.pipe_lines_string, with our renderer choice."""
-    return _pipe_lines(backend, engine, fmt, input_lines, input_encoding=encoding, **kwargs).decode(encoding)
+    def __init__(
+        self,
+        source: str,
+        format: str = "svg",  # noqa: A002 - graphviz's name for it
+        *,
+        backend: str = "auto",
+        engine: str = "dot",
+        timeout: float = DEFAULT_TIMEOUT,
+        filename: str = "Digraph.gv",
+    ) -> None:
+        if not isinstance(source, str):
+            raise TypeError(f"Graph: the source must be DOT text (a str), got {type(source).__name__}")
+        if backend not in BACKENDS:
+            raise ValueError(f"draw_dot: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.source = source
+        self.format = format
+        self.backend = backend
+        self.engine = engine
+        self.timeout = _check_timeout(timeout)
+        self.filename = filename
 
+    def __str__(self) -> str:
+        return self.source
 
-def _render_file(
-    backend: str,
-    engine: str,
-    fmt: str | None,
-    filepath: Any,
-    renderer: str | None = None,
-    formatter: str | None = None,
-    neato_no_op: Any = None,
-    quiet: bool = False,
-    *,
-    outfile: Any = None,
-    raise_if_result_exists: bool = False,
-    overwrite_filepath: bool = False,
-) -> str:
-    """graphviz.backend.rendering.render (DOT file in, picture file out), with our renderer choice."""
-    import graphviz
-    from graphviz.backend import rendering
+    def __repr__(self) -> str:
+        lines = self.source.count("\n")
+        return (
+            f"<chainrule.drawing.Graph: {lines} lines of DOT, format {self.format!r}, "
+            f"backend {self.backend!r}>"
+        )
 
-    filepath = Path(filepath)
-    if outfile is not None:
-        outfile = Path(outfile)
-        fmt = rendering.get_format(outfile, format=fmt)
-    else:
-        outfile = rendering.get_outfile(filepath, format=fmt, renderer=renderer, formatter=formatter)
-    if raise_if_result_exists and outfile.exists():
-        raise graphviz.FileExistsError(f"output file exists: {os.fspath(outfile)!r}")
-    data = _pipe_lines(
-        backend,
-        engine,
-        fmt,
-        [filepath.read_text(encoding="utf-8")],
-        input_encoding="utf-8",
-        renderer=renderer,
-        formatter=formatter,
-        neato_no_op=neato_no_op,
-        quiet=quiet,
-    )
-    outfile.write_bytes(data)
-    return os.fspath(outfile)
+    def pipe(
+        self,
+        format: str | None = None,  # noqa: A002
+        encoding: str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """The rendered picture: bytes, or text with an `encoding` (`pipe(encoding="utf-8")` for SVG)."""
+        data = render_dot(
+            self.source,
+            format or self.format,
+            backend=self.backend,
+            engine=self.engine,
+            timeout=self.timeout if timeout is None else timeout,
+        )
+        return data.decode(encoding) if encoding is not None else data
 
+    def save(self, filename: str | os.PathLike[str] | None = None, directory: Any = None) -> str:
+        """Write the DOT text to `filename` (default `self.filename`) in `directory`; returns its path."""
+        path = Path(directory or "") / (filename if filename is not None else self.filename)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.source, encoding="utf-8")
+        return os.fspath(path)
 
-def _make_digraph_class() -> type:
-    """A graphviz.Digraph subclass that renders with `find_renderer`'s choice of program."""
-    graphviz = _import_graphviz()
+    def render(
+        self,
+        filename: str | os.PathLike[str] | None = None,
+        directory: Any = None,
+        cleanup: bool = False,
+        format: str | None = None,  # noqa: A002
+        *,
+        outfile: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Save the DOT text and render it next to it, as graphviz does; returns the picture's path.
 
-    class Digraph(graphviz.Digraph):  # type: ignore[misc, name-defined]
-        """A graphviz.Digraph whose pipe/render/Jupyter display also work with pip's graphviz-pure."""
+        `render("g")` writes `g` (DOT) and `g.svg`; `render(outfile="g.png")` writes `g.gv` and
+        `g.png` (the format from the suffix). `cleanup=True` removes the DOT file afterwards.
+        """
+        if outfile is not None:
+            out = Path(outfile)
+            if format is None:
+                format = format_of(out)  # noqa: A001
+                if format is None:
+                    raise ValueError(
+                        f"render: cannot tell the format from {str(out)!r}: use .svg, .png, .jpg or .dot, "
+                        "or pass format="
+                    )
+            if filename is None:
+                filename = out.with_suffix(".gv").name
+                directory = directory if directory is not None else out.parent
+        fmt = format or self.format
+        source_path = Path(self.save(filename, directory))
+        if outfile is None:
+            out = source_path.with_name(f"{source_path.name}.{fmt}")
+        data = self.pipe(fmt, timeout=timeout)
+        out.write_bytes(data)
+        if cleanup:
+            source_path.unlink(missing_ok=True)
+        return os.fspath(out)
 
-        # graphviz runs `dot` through three small hooks (kept as properties so its tests can mock
-        # them). Routing them through chainrule's renderer choice makes pipe(), render(), view()
-        # and Jupyter's _repr_mimebundle_ work with either program, and changes nothing else.
-        chainrule_backend = "auto"
+    def _repr_svg_(self) -> str:
+        return self.pipe("svg", encoding="utf-8")
 
-        @property
-        def _pipe_lines(self) -> Any:
-            return functools.partial(_pipe_lines, self.chainrule_backend)
-
-        @property
-        def _pipe_lines_string(self) -> Any:
-            return functools.partial(_pipe_lines_string, self.chainrule_backend)
-
-        @property
-        def _render(self) -> Any:
-            return functools.partial(_render_file, self.chainrule_backend)
-
-    Digraph.__module__ = __name__
-    Digraph.__qualname__ = "Digraph"
-    return Digraph
-
-
-_DIGRAPH: type | None = None
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, str]:
+        """What Jupyter shows: the SVG picture, or the one-line reason it could not be drawn."""
+        try:
+            return {"image/svg+xml": self._repr_svg_()}
+        except (RendererNotFound, RenderTimeout, RenderError) as exc:
+            return {"text/plain": str(exc)}
 
 
 def draw_dot(
@@ -438,19 +541,15 @@ def draw_dot(
     max_nodes: int | None = DEFAULT_MAX_NODES,
     highlight: bool = True,
     backend: str = "auto",
-) -> Any:
-    """The graph below `root` as a `graphviz.Digraph` (shows in Jupyter; `.source` is `to_dot`'s text).
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Graph:
+    """The graph below `root` as a drawing that Jupyter shows, used like a `graphviz.Digraph`.
 
-    It renders with a system Graphviz when `dot` is on PATH and with pip's graphviz-pure otherwise;
-    `backend="dot"` or `backend="graphviz-pure"` forces one. The other options are `to_dot`'s.
+    `.source` is `to_dot`'s text; `.pipe()` and `.render()` give the picture. It renders with a
+    system Graphviz when `dot` is on PATH and with pip's graphviz-pure otherwise; `backend="dot"`
+    or `backend="graphviz-pure"` forces one. The other options are `to_dot`'s.
     """
-    global _DIGRAPH
     if backend not in BACKENDS:
         raise ValueError(f"draw_dot: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if _DIGRAPH is None:
-        _DIGRAPH = _make_digraph_class()
-    body = _body(root, rankdir, show_grad, max_nodes, highlight)
-    graph = _DIGRAPH(format=format)
-    graph.chainrule_backend = backend
-    graph.body.extend(line + "\n" for line in body)
-    return graph
+    source = to_dot(root, rankdir, show_grad=show_grad, max_nodes=max_nodes, highlight=highlight)
+    return Graph(source, format, backend=backend, timeout=timeout)

@@ -454,7 +454,7 @@ def _page(recorder: _Recorder, svg: str | None) -> str:
     )
     if svg is None:
         graph = (
-            '<p class="cr-note">No picture: no Graphviz renderer was found (pip install "chainrule[viz]"). '
+            '<p class="cr-note">No picture: no Graphviz renderer was found (pip install graphviz-pure). '
             "The steps and the table below work without it.</p>"
         )
     else:
@@ -845,7 +845,7 @@ def run(args: argparse.Namespace) -> int:
     if not explorer.has_picture:
         print(
             "chainrule explore: no Graphviz renderer found, so the page has no picture "
-            "(pip install 'chainrule[viz]')",
+            "(pip install graphviz-pure)",
             file=sys.stderr,
         )
     print(f"wrote {path} ({len(explorer.steps) - 1} steps: open it in a browser)")

@@ -16,7 +16,10 @@ import math
 import operator
 import subprocess
 import sys
-from collections.abc import Mapping
+import textwrap
+import threading
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,8 +65,52 @@ _REFUSED = {
     ast.Import: "import",
     ast.ImportFrom: "import",
     ast.FunctionDef: "a function definition",
+    ast.AsyncFunctionDef: "a function definition",
+    ast.ClassDef: "a class definition",
     ast.AugAssign: "augmented assignment",
+    ast.AnnAssign: "an annotated assignment",
+    ast.If: "an if statement",
+    ast.For: "a for loop",
+    ast.AsyncFor: "a for loop",
+    ast.While: "a while loop",
+    ast.With: "a with statement",
+    ast.AsyncWith: "a with statement",
+    ast.Match: "a match statement",
+    ast.Try: "a try statement",
+    ast.TryStar: "a try statement",
+    ast.Raise: "raise",
+    ast.Assert: "assert",
+    ast.Return: "return",
+    ast.Delete: "del",
+    ast.Pass: "pass",
+    ast.Break: "break",
+    ast.Continue: "continue",
+    ast.Global: "global",
+    ast.Nonlocal: "nonlocal",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.FormattedValue: "an f-string",
+    ast.Slice: "a slice",
 }
+# Operators outside + - * / ** and unary -, as they are written.
+_OPERATOR_TEXT = {
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.MatMult: "@",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.BitAnd: "&",
+    ast.Not: "not",
+    ast.Invert: "~",
+}
+_ALLOWED_OPERATORS = "+ - * / ** and unary -"
+# warnings.catch_warnings changes process-wide state: one parse at a time changes it.
+_PARSE_LOCK = threading.Lock()
 
 
 class ExprError(ValueError):
@@ -77,6 +124,20 @@ class Built:
     output: Value
     inputs: dict[str, Value] = field(default_factory=dict)
     names: dict[str, Value] = field(default_factory=dict)
+
+
+def parse_values(items: Iterable[str]) -> dict[str, float]:
+    """`["a=2", "b=-3"]` as `{"a": 2.0, "b": -3.0}`; a name given twice is an error, not "last wins"."""
+    values: dict[str, float] = {}
+    for item in items:
+        name, value = parse_assignment(item)
+        if name in values:
+            raise ExprError(
+                f"draw: {name!r} is given twice ({name}={values[name]:g} and {name}={value:g}); "
+                "give each input one value"
+            )
+        values[name] = value
+    return values
 
 
 def parse_assignment(text: str) -> tuple[str, float]:
@@ -143,7 +204,14 @@ class _Builder:
         self.inputs: dict[str, Value] = {}
 
     def refuse(self, node: ast.AST) -> ExprError:
-        what = _REFUSED.get(type(node), type(node).__name__)
+        op = getattr(node, "op", None)
+        if isinstance(node, ast.BinOp | ast.UnaryOp | ast.AugAssign) and type(op) in _OPERATOR_TEXT:
+            return ExprError(
+                f"draw: the operator '{_OPERATOR_TEXT[type(op)]}' is not allowed{_where(node, self.text)} "
+                f"(allowed: {_ALLOWED_OPERATORS})"
+            )
+        # Never a syntax-tree class name: the message says, in words, what was written.
+        what = _REFUSED.get(type(node)) or ("this statement" if isinstance(node, ast.stmt) else "this syntax")
         return ExprError(f"draw: {what} is not allowed{_where(node, self.text)}")
 
     def statement(self, node: ast.stmt) -> Value:
@@ -220,6 +288,27 @@ class _Builder:
         return apply(op, *args)
 
 
+def _parse(text: str) -> ast.Module:
+    """Python's parser on `text`, with its warnings silenced: a refusal is one line, nothing else."""
+    try:
+        with _PARSE_LOCK, warnings.catch_warnings():
+            # "1and a" makes the tokenizer warn ("invalid decimal literal") before parsing it
+            warnings.simplefilter("ignore")
+            return ast.parse(text, mode="exec")
+    except SyntaxError as exc:
+        if exc.msg == "unexpected indent":
+            raise ExprError(
+                f"draw: line {exc.lineno} is indented: start every statement at the beginning of its "
+                "line, or separate statements with ;"
+            ) from None
+        where = f"line {exc.lineno}, column {exc.offset}" if text.count("\n") else f"column {exc.offset}"
+        raise ExprError(f"draw: not a valid expression: {exc.msg} ({where})") from None
+    except (RecursionError, MemoryError):
+        raise ExprError("draw: the expression is nested too deeply") from None
+    except ValueError as exc:  # a NUL character, in Python 3.11
+        raise ExprError(f"draw: not a valid expression: {exc}") from None
+
+
 def build(text: str, values: Mapping[str, float]) -> Built:
     """Build the graph of `text` (statements separated by ; or newlines) with the given inputs.
 
@@ -230,18 +319,16 @@ def build(text: str, values: Mapping[str, float]) -> Built:
         raise ExprError(f"draw: the expression is too long ({len(text)} characters, at most {MAX_TEXT})")
     if not text.strip():
         raise ExprError("draw: the expression is empty")
-    try:
-        tree = ast.parse(text, mode="exec")
-    except SyntaxError as exc:
-        raise ExprError(f"draw: not a valid expression: {exc.msg} (column {exc.offset})") from None
-    except (RecursionError, MemoryError, ValueError):
-        raise ExprError("draw: the expression is nested too deeply") from None
+    # " a*b" (a space typed before the expression) or an indented block is read as written.
+    text = textwrap.dedent(text).strip()
+    tree = _parse(text)
+    if not tree.body:
+        raise ExprError("draw: the expression is empty (it holds only a comment)")
     _check_shape(tree)
     builder = _Builder(text, values)
-    output: Value | None = None
-    for statement in tree.body:
+    output = builder.statement(tree.body[0])
+    for statement in tree.body[1:]:
         output = builder.statement(statement)
-    assert output is not None  # a non-empty text that parsed has at least one statement
     if not output.label:  # the picture and the printout need a name for the output
         output.label = "out"
     unused = sorted(set(values) - set(builder.inputs))
@@ -269,21 +356,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-grad", action="store_true", help="draw the forward pass only (no backward)")
     parser.add_argument("--rankdir", default="LR", choices=["LR", "TB", "RL", "BT"], help="layout direction")
-    parser.add_argument("--max-nodes", type=int, default=None, help="collapse values beyond this many")
+    parser.add_argument(
+        "--max-nodes", type=_positive_int, default=None, help="collapse values beyond this many (500)"
+    )
     parser.add_argument(
         "--backend",
         default="auto",
         choices=["auto", "dot", "graphviz-pure"],
         help="renderer: system Graphviz dot if found, else pip's graphviz-pure (auto)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop the renderer after this long (30); a .dot file needs no renderer",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `chainrule draw`: build, backward, write the picture; returns the exit code."""
-    from .drawing import DEFAULT_MAX_NODES, RendererNotFound, render_graph, to_dot
+    from .drawing import DEFAULT_MAX_NODES, DEFAULT_TIMEOUT, RendererNotFound, format_of, render_graph, to_dot
 
     try:
-        values = dict(parse_assignment(item) for item in args.values)
+        path = Path(args.output or "graph.svg")
+        if args.output != "-" and format_of(path) is None:  # before any work, and in the command's words
+            raise ExprError(
+                f"draw: cannot write {str(path)!r}: the file name must end in .svg, .png, .jpg or .dot "
+                "(or use -o - for the DOT text on stdout)"
+            )
+        values = parse_values(args.values)
         built = build(args.expression, values)
         root = built.output
         if not args.no_grad:
@@ -297,10 +419,11 @@ def run(args: argparse.Namespace) -> int:
         if args.output == "-":
             sys.stdout.write(dot)
             return 0
-        path = Path(args.output or "graph.svg")
-        render_graph(dot, path, backend=args.backend)
+        timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
+        render_graph(dot, path, backend=args.backend, timeout=timeout)
     # One line for every way a user's input can fail: refused syntax, unknown names, a domain
-    # error (log(-1)), a bad file name, no renderer. Anything else is a bug and keeps its traceback.
+    # error (log(-1)), a bad file name, no renderer, a renderer out of time (RenderTimeout is an
+    # OSError). Anything else is a bug and keeps its traceback.
     except (ValueError, ArithmeticError, RendererNotFound, OSError, subprocess.SubprocessError) as exc:
         message = str(exc) if str(exc).startswith("draw:") else f"draw: {exc}"
         print(f"chainrule {message}", file=sys.stderr)

@@ -70,9 +70,9 @@ class Module:
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a dict of parameters, got {type(state).__name__}")
         groups = self.named_parameters()
-        expected = [key for key, _ in groups]
-        missing = [key for key in expected if key not in state]
-        unexpected = [key for key in state if key not in dict(groups)]
+        known = {key for key, _ in groups}  # built once: a check per key stays O(1), the load linear
+        missing = [key for key, _ in groups if key not in state]
+        unexpected = [key for key in state if key not in known]
         if missing or unexpected:
             raise ValueError(
                 f"load_state_dict: the dict does not fit this {name}: "

@@ -29,7 +29,7 @@ def _imports() -> tuple[Any, Any]:
         import numpy as np
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("chainrule.plot needs matplotlib and numpy: pip install 'chainrule[plot]'") from exc
+        raise ImportError("chainrule.plot needs matplotlib and numpy: pip install matplotlib numpy") from exc
     return np, Figure
 
 

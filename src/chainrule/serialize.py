@@ -8,18 +8,27 @@ arguments that rebuild its architecture and its parameters by name:
 
 `load` checks everything (format, version, known module type, sane config, every key present, every
 value a finite number of the right shape) before it returns a module, and refuses anything else with
-a `ModelFileError` that says what is wrong. `save` writes a temporary file next to the target and
-renames it over the target only when it is complete, so a crash never leaves a half-written model.
+a `ModelFileError` that says what is wrong. The file's parameter names and list lengths are checked
+against its config before a module is built, so what `load` allocates is bounded by what the file
+holds, and every check is linear in the file's size. `save` writes a temporary file next to the
+target and renames it over the target only when it is complete, so a crash never leaves a
+half-written model; temporary files left by a killed save are removed by the next save into that
+folder. docs/reliability.md lists these guarantees and the tests that hold them.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
 import random
-import tempfile
-from collections.abc import Callable
+import secrets
+import socket
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,8 @@ from .nn import MLP, Layer, Module, Neuron
 
 FORMAT = "chainrule"
 VERSION = 1
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""`load` refuses larger files before reading them (pass `max_bytes=` to read a bigger one)."""
 
 __all__ = ["FORMAT", "VERSION", "ModelFileError", "from_dict", "load", "register", "save", "to_dict"]
 
@@ -56,21 +67,45 @@ def _check_keys(module: str, config: dict[str, Any], required: set[str], optiona
         )
 
 
-def _neuron_args(config: dict[str, Any]) -> tuple[dict[str, Any], int]:
+@dataclass(frozen=True)
+class Layout:
+    """What a config's parameters look like in a file: how many numbers, and each key's shape.
+
+    `entries()` yields (key, n) in state_dict order: n is a list's length, or None for one number.
+    It is a generator, so `load` can compare a file with a config of any declared size while
+    walking no more entries than the file itself holds.
+    """
+
+    count: int
+    entries: Callable[[], Iterator[tuple[str, int | None]]]
+
+
+def _neuron_entries(prefix: str, nin: int) -> Iterator[tuple[str, int | None]]:
+    yield f"{prefix}w", nin
+    yield f"{prefix}b", None
+
+
+def _layer_entries(prefix: str, nin: int, nout: int) -> Iterator[tuple[str, int | None]]:
+    for i in range(nout):
+        yield from _neuron_entries(f"{prefix}neurons.{i}.", nin)
+
+
+def _neuron_args(config: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
     _check_keys("Neuron", config, {"nin"}, {"nonlin"})
     nin = _positive_int("Neuron", "nin", config["nin"])
-    return {"nin": nin, "nonlin": _flag("Neuron", "nonlin", config.get("nonlin", True))}, nin + 1
+    args = {"nin": nin, "nonlin": _flag("Neuron", "nonlin", config.get("nonlin", True))}
+    return args, Layout(nin + 1, lambda: _neuron_entries("", nin))
 
 
-def _layer_args(config: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def _layer_args(config: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
     _check_keys("Layer", config, {"nin", "nout"}, {"nonlin"})
     nin = _positive_int("Layer", "nin", config["nin"])
     nout = _positive_int("Layer", "nout", config["nout"])
     args = {"nin": nin, "nout": nout, "nonlin": _flag("Layer", "nonlin", config.get("nonlin", True))}
-    return args, (nin + 1) * nout
+    return args, Layout((nin + 1) * nout, lambda: _layer_entries("", nin, nout))
 
 
-def _mlp_args(config: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def _mlp_args(config: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
     _check_keys("MLP", config, {"nin", "nouts"}, set())
     nin = _positive_int("MLP", "nin", config["nin"])
     nouts = config["nouts"]
@@ -80,13 +115,19 @@ def _mlp_args(config: dict[str, Any]) -> tuple[dict[str, Any], int]:
         )
     nouts = [_positive_int("MLP", f"nouts[{i}]", n) for i, n in enumerate(nouts)]
     sizes = [nin, *nouts]
-    return {"nin": nin, "nouts": nouts}, sum((a + 1) * b for a, b in zip(sizes, nouts, strict=False))
+
+    def entries() -> Iterator[tuple[str, int | None]]:
+        for i, (a, b) in enumerate(zip(sizes, nouts, strict=False)):
+            yield from _layer_entries(f"layers.{i}.", a, b)
+
+    count = sum((a + 1) * b for a, b in zip(sizes, nouts, strict=False))
+    return {"nin": nin, "nouts": nouts}, Layout(count, entries)
 
 
 # name -> (class, a function that checks a file's config and returns (constructor arguments,
-# parameter count) or None when the count is unknown). The count is checked against the file
-# before anything is built, so a hostile config cannot make `load` allocate a giant model.
-_Checker = Callable[[dict[str, Any]], tuple[dict[str, Any], int | None]]
+# Layout) or None when the layout is unknown). The layout is checked against the file before
+# anything is built, so a hostile config cannot make `load` allocate a model the file does not hold.
+_Checker = Callable[[dict[str, Any]], tuple[dict[str, Any], Layout | None]]
 MODULES: dict[str, tuple[type[Module], _Checker]] = {
     "Neuron": (Neuron, _neuron_args),
     "Layer": (Layer, _layer_args),
@@ -102,7 +143,7 @@ def register(cls: type[Module], name: str | None = None) -> type[Module]:
     """
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         raise TypeError(f"register: expected a Module subclass, got {cls!r}")
-    MODULES[name or cls.__name__] = (cls, lambda config: (dict(config), None))
+    MODULES[name or cls.__name__] = (cls, lambda config: (dict(config), None))  # layout: unknown
     return cls
 
 
@@ -138,6 +179,51 @@ def _count_numbers(state: dict[str, Any]) -> int:
     return sum(len(v) if isinstance(v, list | dict) else 1 for v in state.values())
 
 
+def _check_layout(name: str, layout: Layout, state: dict[str, Any]) -> None:
+    """Refuse a file whose parameter names or list lengths do not match its config, before building.
+
+    Walks the config's layout only as far as the file's own keys (plus a few, to name missing
+    ones), so a config that declares a giant model costs no more than the file's size.
+    """
+    missing: list[str] = []
+    more_missing = False
+    expected: set[str] = set()
+    bad_shape = ""  # the first malformed entry; wrong or missing names are reported first
+    walked_all = True
+    for key, length in layout.entries():
+        if len(expected) > len(state) + 5:
+            walked_all, more_missing = False, True
+            break
+        expected.add(key)
+        if key not in state:
+            if len(missing) < 5:
+                missing.append(key)
+            else:
+                more_missing = True
+            continue
+        value = state[key]
+        if bad_shape:
+            continue
+        if length is None and isinstance(value, list | dict):
+            bad_shape = f"{key!r} must be a number, got {type(value).__name__}"
+        elif length is not None and (not isinstance(value, list) or len(value) != length):
+            size = len(value) if isinstance(value, list) else type(value).__name__
+            bad_shape = f"{key!r} must be a list of {length} numbers, got {size}"
+    available = _count_numbers(state)
+    unexpected = [key for key in state if key not in expected][:5] if walked_all else []
+    if missing or unexpected or not walked_all:
+        sizes = ""
+        if available != layout.count:
+            sizes = f"the {name} config needs {layout.count} parameters but the file holds {available}: "
+        extra = f", unexpected keys {unexpected}" if walked_all else ""
+        raise ModelFileError(
+            f"{sizes}the parameters do not fit this {name}: missing keys {missing}"
+            f"{' ...' if more_missing else ''}{extra}"
+        )
+    if bad_shape:
+        raise ModelFileError(f"the parameters do not fit this {name}: {bad_shape}")
+
+
 def from_dict(data: Any) -> Module:
     """Rebuild a module from `to_dict`'s output, checking every part of it first."""
     if not isinstance(data, dict):
@@ -159,12 +245,9 @@ def from_dict(data: Any) -> Module:
     if name not in MODULES:
         raise ModelFileError(f"unknown module type {name!r:.60} (known: {', '.join(MODULES)})")
     cls, check = MODULES[name]
-    args, count = check(data["config"])
-    available = _count_numbers(data["parameters"])
-    # Only a guard against allocating a model far larger than the file: a small mismatch is left to
-    # load_state_dict, whose messages name the missing or malformed entry.
-    if count is not None and count > 2 * available + 1000:
-        raise ModelFileError(f"the {name} config needs {count} parameters but the file holds {available}")
+    args, layout = check(data["config"])
+    if layout is not None:  # the numbers themselves are checked by load_state_dict, after building
+        _check_layout(name, layout, data["parameters"])
     # Building a module draws random initial weights; keep the caller's random sequence untouched.
     saved = random.getstate()
     try:
@@ -186,42 +269,159 @@ def _reject_constant(name: str) -> float:
     raise ModelFileError(f"non-finite number {name} in the file")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (which would silently keep the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ModelFileError(f"the key {key!r:.80} appears twice in one object")
+            seen.add(key)
+    return obj
+
+
+# Temporary files of `save`: ".chainrule-<host>-<pid>-<random>.tmp" next to the target. The name is
+# short whatever the target's (a 255-character file name still works) and says which process wrote
+# it, so a later save can remove the ones whose writer was killed.
+_TMP_PREFIX = ".chainrule-"
+_TMP_SUFFIX = ".tmp"
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_STALE_SCAN_LIMIT = 10_000  # directory entries looked at per save, so a huge folder cannot stall it
+
+
 def save(module: Module, path: str | os.PathLike[str]) -> Path:
-    """Write `module` (architecture and parameters) to `path` as JSON, atomically; returns the path."""
-    path = Path(path)
-    data = to_dict(module)  # everything that can fail on the module fails before a file is touched
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `module` (architecture and parameters) to `path` as JSON, atomically; returns the path.
+
+    A symlink is written through (its target gets the new model, the link stays). The process umask
+    is never changed: a new file gets 0o666 minus the umask, an existing file keeps its mode.
+    """
+    try:
+        target = _save_target(path)
+        data = to_dict(module)  # everything that can fail on the module fails before a file is touched
+        _remove_stale_temp_files(target.parent)
+        try:
+            mode: int | None = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = None
+        tmp = target.parent / f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        # The kernel applies the umask to 0o666 itself: no need to read (and so set) the umask.
+        fd = os.open(tmp, flags, 0o666 if mode is None else mode & 0o666)
+    except OSError as exc:
+        if exc.errno is None or str(exc.strerror).startswith("save:"):
+            raise
+        raise OSError(exc.errno, f"save: cannot write {path}: {exc.strerror}", os.fspath(path)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)  # the existing file's exact permissions
             json.dump(data, f, allow_nan=False, indent=1)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the rename makes it the model file
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, target)
+    except BaseException as exc:
         # Whatever went wrong (even KeyboardInterrupt), the old file stays and no temp file is left.
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, f"save: cannot write {target}: {exc.strerror}", str(target)) from None
         raise
-    return path
+    return Path(path)
 
 
-def _file_mode(path: Path) -> int:
-    """Keep an existing file's permissions; a new file gets the usual 0o666 minus the umask."""
+def _save_target(path: str | os.PathLike[str]) -> Path:
+    """The file `save` writes: `path`, or the file a symlink at `path` points to; clear errors first."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"save: the path must be a str or a Path, got {type(path).__name__}: {path!r:.60}")
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise TypeError(f"save: the path must be a str or a Path, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"save: the path is empty ({text!r}); give a file name such as 'model.json'")
+    target = Path(text)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))  # write through the link, as open(path, "w") would
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "save: this is a folder; give a file name inside it", text)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT, "save: the folder to write into does not exist", str(target.parent)
+        )
+    return target
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (POSIX); True when it cannot be told."""
+    if pid <= 0:
+        return True
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving right now
     try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists but belongs to another user
+        return True
+    return True
 
 
-def load(path: str | os.PathLike[str]) -> Module:
-    """Read a module written by `save`; refuses (ModelFileError) anything that is not a valid model file."""
+def _remove_stale_temp_files(directory: Path) -> int:
+    """Delete temp files of saves on this machine whose process is gone; returns how many.
+
+    Only names of our own pattern, written on this host, by a process that no longer exists: a
+    save running in another process (or on another machine sharing the folder) is never touched.
+    At most `_STALE_SCAN_LIMIT` directory entries are looked at.
+    """
+    if os.name != "posix":  # os.kill(pid, 0) is not a harmless probe on Windows
+        return 0
+    removed = 0
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return 0
+    with entries:
+        for i, entry in enumerate(entries):
+            if i >= _STALE_SCAN_LIMIT:
+                break
+            name = entry.name
+            if not (name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)):
+                continue
+            parts = name[len(_TMP_PREFIX) : -len(_TMP_SUFFIX)].split("-")
+            if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit() or len(parts[1]) > 10:
+                continue
+            if _process_alive(int(parts[1])):
+                continue
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:  # removed by someone else meanwhile, or not ours to remove
+                pass
+    return removed
+
+
+def load(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) -> Module:
+    """Read a module written by `save`; refuses (ModelFileError) anything that is not a valid model file.
+
+    Files larger than `max_bytes` (256 MB) and things that are not regular files (a folder, a
+    FIFO, a device) are refused before reading.
+    """
     path = Path(path)
-    raw = path.read_bytes()
+    info = path.stat()  # FileNotFoundError for a missing file, as open() would give
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(f"{path}: not a model file (not a regular file)")
+    if info.st_size > max_bytes:
+        raise ModelFileError(
+            f"{path}: the file is {info.st_size} bytes, larger than the {max_bytes} bytes load reads "
+            "(pass max_bytes= to read it)"
+        )
+    with open(path, "rb") as f:
+        raw = f.read(max_bytes + 1)  # the file may have grown since stat
+    if len(raw) > max_bytes:
+        raise ModelFileError(f"{path}: the file is larger than the {max_bytes} bytes load reads")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        text = raw.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     except UnicodeDecodeError:
