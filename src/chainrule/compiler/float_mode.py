@@ -10,6 +10,11 @@ derivative table filled in from its traced template (see `rule_source`):
 The generated code performs exactly the operations the rules perform, in the same order, so float
 mode gives the eager engine's numbers bit for bit, with no second copy of any derivative.
 
+Generating code takes far longer than one run (CPython compiles each line), so only a Program of
+at most `GENERATE_MAX_INSTRUCTIONS` instructions gets it; a larger one runs on the interpreter of
+`float_interpreter`, which is ready in microseconds per instruction and gives the same numbers
+(`float_runner` chooses).
+
 Each function (`forward`, `value_and_grad`) is generated the first time it is needed, so a caller
 of `program(x)` never waits for backward code. A long function is cut into *segments* of at most
 `SEGMENT_LINES` lines, each compiled on its own (CPython's compiler needs memory in proportion to
@@ -32,9 +37,11 @@ from .float_interpreter import FloatInterpreter
 from .instruction import add_parameter_gradients, backward_order, outside_domain, rule_failed
 from .rule_source import RuleTemplates
 
-# A Program of more instructions than this is run by the interpreter (`float_interpreter`) instead:
-# generating its code would take seconds (CPython compiles some 10-15 us per line).
-GENERATE_MAX_INSTRUCTIONS = 10_000
+# A Program of more instructions than this runs on the interpreter (`float_interpreter`) instead.
+# Generating code costs 100-250 us per instruction (CPython's compile of its lines, mostly); it runs
+# 2-3x faster than the interpreter, which saves some 0.3 us per instruction and run: generating pays
+# for itself after several hundred runs, and up to this size it takes at most about half a second.
+GENERATE_MAX_INSTRUCTIONS = 2_000
 SEGMENT_LINES = 2000  # a generated function longer than this is compiled in segments of this many lines
 _program_numbers = itertools.count(1)  # itertools.count is atomic under the GIL: unique file names
 _builtin_compile = compile
@@ -187,6 +194,8 @@ class FloatCode:
             accumulate(slot, seeds[k], (seeds[k],), slot)
         n_leaves = len(program.leaves)
         for slot, mask in order.steps:
+            if slot not in started:  # not reached: its gradient would be 0.0
+                continue
             ins = program.instructions[slot - n_leaves]
             operands = [f"g{slot}", f"s{slot}", *(f"s{x}" for x in ins.args)]
             for i, a in enumerate(ins.args):

@@ -10,7 +10,6 @@ compiler.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -77,9 +76,9 @@ class BackwardOrder:
     """The eager engine's backward sweep over a Program's tape, for float mode.
 
     `seeds` are (output index, slot) for the outputs that need a gradient. `steps` are
-    (slot, needs), one per instruction that receives a gradient, in the order `backward()` visits
-    them: `needs[i]` says whether its input `i` takes a derivative (they are added in input order).
-    `reached` holds every slot that receives a gradient."""
+    (slot, needs), one per instruction `backward()` visits, in its order: `needs[i]` says whether
+    input `i` takes a derivative (they are added in input order). `reached` holds every slot it
+    visits: those that receive a gradient."""
 
     seeds: tuple[tuple[int, int], ...]
     steps: tuple[tuple[int, tuple[bool, ...]], ...]
@@ -89,23 +88,16 @@ class BackwardOrder:
 def backward_order(program: Any) -> BackwardOrder:
     """The order in which `backward()` would add `program`'s derivatives (see `BackwardOrder`)."""
     needs = program.requires_grad
-    reached: set[int] = set()
-    seeds = []
-    for k, slot in enumerate(program.output_slots):
-        if needs[slot]:
-            seeds.append((k, slot))
-            reached.add(slot)
-    steps = []
+    seeds = tuple((k, slot) for k, slot in enumerate(program.output_slots) if needs[slot])
     masks: dict[tuple[bool, ...], tuple[bool, ...]] = {}  # one tuple per pattern, shared
     instructions, n_leaves = program.instructions, len(program.leaves)
+    steps = []
     for slot in reversed(program.grad_order):
-        if slot < n_leaves or slot not in reached:
-            continue
-        args = instructions[slot - n_leaves].args
-        mask = tuple(map(needs.__getitem__, args))
-        steps.append((slot, masks.setdefault(mask, mask)))
-        reached.update(itertools.compress(args, mask))
-    return BackwardOrder(tuple(seeds), tuple(steps), frozenset(reached))
+        if slot >= n_leaves:
+            mask = tuple(map(needs.__getitem__, instructions[slot - n_leaves].args))
+            steps.append((slot, masks.setdefault(mask, mask)))
+    # `grad_order` holds the nodes reached from the outputs through nodes that need a gradient
+    return BackwardOrder(seeds, tuple(steps), frozenset(program.grad_order))
 
 
 def add_parameter_gradients(parameters: Sequence[Any], grads: Sequence[float]) -> None:
