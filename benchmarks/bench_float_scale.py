@@ -3,7 +3,8 @@
 For programs of about 10^3, 10^4 and 10^5 instructions, of two shapes (a long chain mixing ops,
 and MLP(8, [h, h, 1]) with a squared error, which is wide), it prints: `compile` time, the first
 `program(...)` (which prepares forward code), the first `value_and_grad(...)` (which prepares the
-backward), the steady time of each afterwards, and the peak memory growth of the whole. Every
+backward), the steady time of each afterwards (best of 15 runs), and the peak memory growth of the
+whole (compile included). Every
 measurement runs in a fresh subprocess, so that the peak (`ru_maxrss`) is this program's alone.
 Programs above `float_mode.GENERATE_MAX_INSTRUCTIONS` run on the interpreter (`float_interpreter`),
 smaller ones as generated code; rows with the other runner forced show what the choice trades.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -81,14 +81,14 @@ def measure(shape: str, n: int, runner: str) -> dict[str, object]:
     program.value_and_grad(*floats)  # prepares the backward
     t3 = time.perf_counter()
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
-    steady = {}
+    steady = {}  # the best of 15 runs: on a shared machine the least disturbed one
     for name, run in [("forward", program), ("value_and_grad", program.value_and_grad)]:
         times = []
-        for _ in range(5 if n > 30_000 else 15):
+        for _ in range(15):
             s = time.perf_counter()
             run(*floats)
             times.append(time.perf_counter() - s)
-        steady[name] = statistics.median(times)
+        steady[name] = min(times)
     return {
         "instructions": len(program),
         "runner": type(program._float_code()).__name__,
@@ -130,7 +130,7 @@ def main() -> int:
     print()
     print(
         "| graph | instructions | runner | compile s | first forward s | first value_and_grad s "
-        "| forward ms | value_and_grad ms | peak growth MB |"
+        "| forward ms | value_and_grad ms | peak memory growth MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     per_instruction: dict[tuple[str, str], list[str]] = {}
