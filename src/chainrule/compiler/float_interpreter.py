@@ -1,26 +1,28 @@
 """Float mode for large programs: the tape run by a compact interpreter instead of generated code.
 
-Generated code (`float_mode.FloatCode`) runs a Program on floats fastest, but CPython compiles it
-at some 10-15 us per line, one line per instruction: seconds, and hundreds of MB, for a program of
-10^5 instructions. Above `float_mode.GENERATE_MAX_INSTRUCTIONS` instructions a Program is run by
-this interpreter instead, which is ready in about a microsecond per instruction.
+Generated code (`float_mode.FloatCode`) runs a Program on floats fastest, but CPython takes
+100-300 us per instruction to compile it: seconds, and hundreds of MB, for a program of 10^5
+instructions. Above `float_mode.GENERATE_MAX_INSTRUCTIONS` instructions a Program runs on this
+interpreter instead, which is ready in some 10 us per instruction and runs 1.2-4x slower.
 
-Each rule the program uses becomes one small *kernel*, compiled once per (op, rule, number of
-operands) from its traced template (`rule_source`), that reads its operands from the list of
-values by slot:
+Each rule the program uses becomes one small *kernel*, compiled once per (op, number of operands,
+inputs needing a gradient) from its traced template (`rule_source`), that reads its operands from
+the list of values by slot:
 
-    %7 = tanh %5   forward:     def f_tanh_1(v, a):           called with a = (5,)
-                                    x0 = v[a[0]]
-                                    return M_tanh(x0)
-                   derivative:  def d_tanh_0_1(g, v, s, a):   called with s = 7
-                                    out = v[s]
-                                    return g * (1 - out * out)
+    %7 = tanh %5   forward:   def f_1_tanh(v, a):            called with (values, (5,))
+                                  x0 = v[a[0]]
+                                  return M_tanh(x0)
+                   backward:  def b_1_tanh(G, v, s, a, t):   called with (grads, values, 7, (5,), (5,))
+                                  out = v[s]
+                                  g = G[s]
+                                  G[a[0]] += g * (1 - out * out)
 
 A forward run appends one value per instruction to the list (slots are consecutive); a backward
-run adds each derivative into a list of gradients that start at 0.0, in the order of the eager
-engine's `backward()` (`instruction.backward_order`). Both are the table's own arithmetic in the
-eager engine's order, so the numbers are eager's bit for bit, as generated code's are. Every run
-has its own lists: threads may share an interpreter.
+run calls one kernel per instruction, which adds its derivatives into a list of gradients that
+start at 0.0, as the eager engine's `_g` slots do, in the order of its `backward()`
+(`instruction.backward_order`). Both are the table's own arithmetic in the eager engine's order,
+so the numbers are eager's bit for bit, as generated code's are. A rule that cannot be traced is
+called instead. Every run has its own lists: threads may share an interpreter.
 """
 
 from __future__ import annotations

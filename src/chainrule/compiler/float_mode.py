@@ -38,9 +38,9 @@ from .instruction import add_parameter_gradients, backward_order, outside_domain
 from .rule_source import RuleTemplates
 
 # A Program of more instructions than this runs on the interpreter (`float_interpreter`) instead.
-# Generating code costs 100-250 us per instruction (CPython's compile of its lines, mostly); it runs
-# 2-3x faster than the interpreter, which saves some 0.3 us per instruction and run: generating pays
-# for itself after several hundred runs, and up to this size it takes at most about half a second.
+# Generating code costs 100-300 us per instruction (CPython's compile of its lines, mostly); it runs
+# 1.2-4x faster than the interpreter, saving some 0.1-0.3 us per instruction and run: generating pays
+# for itself after 300 to 3,000 runs, and up to this size it takes about half a second at most.
 GENERATE_MAX_INSTRUCTIONS = 2_000
 SEGMENT_LINES = 2000  # a generated function longer than this is compiled in segments of this many lines
 _program_numbers = itertools.count(1)  # itertools.count is atomic under the GIL: unique file names
