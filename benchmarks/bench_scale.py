@@ -1,5 +1,4 @@
-"""Compiled training at scale: chainrule's functional step against PyTorch and JAX, and float-mode
-code generation for a large program.
+"""Compiled training at scale: chainrule's functional step against PyTorch and JAX.
 
 One training step = forward over a batch of 256 samples through MLP(8, [h, h, 1]) (ReLU), summed
 squared-error loss, backward, SGD update, for h = 16, 64, 128, 256:
@@ -20,11 +19,9 @@ XLA's CPU thread pool limited to one), and with each library's default threads.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -106,7 +103,6 @@ def run(threads: str, sizes: list[int], quick: bool) -> None:
         row += [f"{1000 * pt:.3f}" if pt else "-", f"{1000 * jx:.3f}" if jx else "-"]
         row += [f"{ours / pt:.2f}" if pt else "-", f"{ours / jx:.2f}" if jx else "-"]
         print("| " + " | ".join(row) + " |")
-    _float_mode_figures(quick)
 
 
 def _import(name: str) -> Any:
@@ -233,35 +229,6 @@ def _interleaved_medians(steps: dict[str, Callable[[], float]], repeats: int) ->
             step()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def _float_mode_figures(quick: bool) -> None:
-    """Float-mode code generation for a large program, and compile time against graph size."""
-    import chainrule as cr
-
-    # the larger program first: peak memory growth is only measurable while the peak is still rising
-    sizes = [3_000, 300] if quick else [100_000, 10_000]
-    print()
-    print("float mode and compile time (a chain of (v * w + 0.1).tanh(), 3 instructions per link):")
-    print("| instructions | compile s | forward code s | value_and_grad code s | peak memory growth MB |")
-    print("|---|---|---|---|---|")
-    for n in sizes:
-        gc.collect()
-        x, w = cr.placeholder("x"), cr.Value(0.5)
-        v = x
-        for _ in range(n // 3):
-            v = (v * w + 0.1).tanh()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
-        t0 = time.perf_counter()
-        program = cr.compile(v, [x])
-        t1 = time.perf_counter()
-        program(0.3)  # generates the forward code only
-        t2 = time.perf_counter()
-        program.value_and_grad(0.3)  # generates the value_and_grad code
-        t3 = time.perf_counter()
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
-        print(f"| {len(program):,} | {t1 - t0:.2f} | {t2 - t1:.2f} | {t3 - t2:.2f} | {peak:.0f} |")
-        del program, v, x
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ with CHAINRULE_REQUIRE_ALL=1 (as CI sets) a missing component is a failure, neve
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -26,6 +27,20 @@ def need(module_name: str) -> ModuleType:
         if REQUIRE_ALL:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@contextlib.contextmanager
+def float_runner(kind: str) -> Iterator[None]:
+    """Programs first run on floats inside the block use `kind` of float mode: "generated" code or
+    the "interpreted" tape, whatever their size (float mode picks its runner on first use)."""
+    from chainrule.compiler import float_mode
+
+    saved = float_mode.GENERATE_MAX_INSTRUCTIONS
+    float_mode.GENERATE_MAX_INSTRUCTIONS = {"generated": 10**12, "interpreted": -1}[kind]
+    try:
+        yield
+    finally:
+        float_mode.GENERATE_MAX_INSTRUCTIONS = saved
 
 
 @pytest.fixture

@@ -61,4 +61,13 @@ def test_bench_scale_runs() -> None:
     assert "threads: one per library" in out and "torch.get_num_threads()=1" in out
     assert "| 4 | " in out and "| 8 | " in out  # one table row per size
     assert "jax: not installed" in out or "JAX jit ms" in out
-    assert "value_and_grad code s" in out
+
+
+@pytest.mark.slow
+def test_bench_float_scale_runs() -> None:
+    out = run("bench_float_scale.py", "--quick")
+    # both float-mode runners, at each size, for each shape, with the figures per instruction
+    for shape in ("chain", "mlp"):
+        for runner in ("FloatCode", "FloatInterpreter"):
+            assert out.count(f"| {shape} | ") == 4 and f"| {runner} | " in out
+    assert "us per instruction" in out

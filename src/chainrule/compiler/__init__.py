@@ -4,7 +4,10 @@ The package has one module per idea, each importing only those listed before it:
 
 - `instruction`: the tape's vocabulary (`Instruction`, slot kinds), shared by everything below;
 - `rule_source`: the derivative table's rules traced into Python source templates;
-- `float_mode`: a Program as generated straight-line Python, for floats;
+- `float_interpreter`: a large Program run on floats by a loop over its tape, calling one
+  compiled kernel per rule;
+- `float_mode`: a Program as generated straight-line Python, for floats (the interpreter above
+  `GENERATE_MAX_INSTRUCTIONS`);
 - `batch_steps`: the vectorised steps of batch mode (one op on many rows; sums of products as
   matrix products);
 - `batch_plan`: batch mode's plan: which instructions form which step, the buffer layout, and

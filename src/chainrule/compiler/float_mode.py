@@ -10,6 +10,11 @@ derivative table filled in from its traced template (see `rule_source`):
 The generated code performs exactly the operations the rules perform, in the same order, so float
 mode gives the eager engine's numbers bit for bit, with no second copy of any derivative.
 
+Generating code takes far longer than one run (CPython compiles each line), so only a Program of
+at most `GENERATE_MAX_INSTRUCTIONS` instructions gets it; a larger one runs on the interpreter of
+`float_interpreter`, which is ready in microseconds per instruction and gives the same numbers
+(`float_runner` chooses).
+
 Each function (`forward`, `value_and_grad`) is generated the first time it is needed, so a caller
 of `program(x)` never waits for backward code. A long function is cut into *segments* of at most
 `SEGMENT_LINES` lines, each compiled on its own (CPython's compiler needs memory in proportion to
@@ -20,20 +25,27 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import re
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends import FLOAT
 from ..errors import DomainError
-from .instruction import GRADIENT_LOCK, with_context
+from .float_interpreter import FloatInterpreter
+from .instruction import add_parameter_gradients, backward_order, outside_domain, rule_failed
 from .rule_source import RuleTemplates
 
+# A Program of more instructions than this runs on the interpreter (`float_interpreter`) instead.
+# Generating code costs 100-300 us per instruction (CPython's compile of its lines, mostly); it runs
+# 1.2-4x faster than the interpreter, saving some 0.1-0.3 us per instruction and run: generating pays
+# for itself after 300 to 3,000 runs, and up to this size it takes about half a second at most.
+GENERATE_MAX_INSTRUCTIONS = 2_000
 SEGMENT_LINES = 2000  # a generated function longer than this is compiled in segments of this many lines
 _program_numbers = itertools.count(1)  # itertools.count is atomic under the GIL: unique file names
 _builtin_compile = compile
+_VARIABLE = re.compile(r"\b[sg]\d+\b")  # the variables a line of generated code reads
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,13 @@ class Line:
     uses: tuple[str, ...]
     slot: int
     phase: str  # "f" forward, "d" backward
+
+
+def float_runner(program: Any) -> FloatCode | FloatInterpreter:
+    """How `program` runs on floats: generated code, or the interpreter for a large program."""
+    if len(program.instructions) > GENERATE_MAX_INSTRUCTIONS:
+        return FloatInterpreter(program)
+    return FloatCode(program)
 
 
 def _forget(filenames: list[str]) -> None:
@@ -93,12 +112,7 @@ class FloatCode:
             value, input_grads, param_grads = fn(*xs, *seeds)
         except (ArithmeticError, ValueError) as exc:
             raise self._explain(exc) from exc
-        # only once the whole sweep has succeeded, under the lock that makes threads' sums exact, and
-        # only into parameters that still require a gradient (one frozen after compiling gets none)
-        with GRADIENT_LOCK:
-            for p, g in zip(self._grad_leaves, param_grads, strict=True):
-                if p.requires_grad:
-                    p.grad += g
+        add_parameter_gradients(self._grad_leaves, param_grads)  # only once the sweep has succeeded
         return value, input_grads
 
     @property
@@ -124,7 +138,7 @@ class FloatCode:
                     params += seeds
                     back, grads = self._backward_lines(seeds)
                     lines += back
-                    started = [g for g in grads if g.startswith("g")]
+                    started = [g.removeprefix("0.0 + ") for g in grads if g.startswith("0.0 + ")]
                     returned += started + self._grad_names
                     result = f"{result}, ({', '.join(grads)}{',' if len(grads) == 1 else ''})"
                     result += f", ({', '.join(self._grad_names)}{',' if len(self._grad_names) == 1 else ''})"
@@ -163,8 +177,8 @@ class FloatCode:
         """The backward sweep in the eager engine's order, then the parameters' `.grad` updates.
         Returns the lines and the expressions of the input gradients."""
         program = self.program
-        needs = program.requires_grad
         expression = self._templates.expression
+        order = backward_order(program)
         started: set[int] = set()
         lines: list[Line] = []
 
@@ -176,26 +190,27 @@ class FloatCode:
                 started.add(slot)
                 lines.append(Line(f"{g} = {expr}", g, uses, at, "d"))
 
-        for k, slot in enumerate(program.output_slots):
-            if needs[slot]:
-                accumulate(slot, seeds[k], (seeds[k],), slot)
+        for k, slot in order.seeds:
+            accumulate(slot, seeds[k], (seeds[k],), slot)
         n_leaves = len(program.leaves)
-        for slot in reversed(program.grad_order):
-            if slot < n_leaves or slot not in started:
+        for slot, mask in order.steps:
+            if slot not in started:  # not reached: its gradient would be 0.0
                 continue
             ins = program.instructions[slot - n_leaves]
-            xs = [f"s{a}" for a in ins.args]
-            operands = [f"g{slot}", f"s{slot}", *xs]
+            operands = [f"g{slot}", f"s{slot}", *(f"s{x}" for x in ins.args)]
             for i, a in enumerate(ins.args):
-                if needs[a]:
-                    accumulate(
-                        a, expression(ins.op, "d", i, operands, self._namespace), tuple(operands), slot
-                    )
+                if mask[i]:
+                    expr = expression(ins.op, "d", i, operands, self._namespace)
+                    accumulate(a, expr, tuple(dict.fromkeys(_VARIABLE.findall(expr))), slot)
         # the parameters' gradients are returned, and added into `.grad` by value_and_grad
-        self._grad_leaves = [program.leaves[s] for s in range(len(program.inputs), n_leaves) if s in started]
-        self._grad_names = [f"g{s}" for s in range(len(program.inputs), n_leaves) if s in started]
+        leaves = range(len(program.inputs), n_leaves)
+        self._grad_leaves = [program.leaves[s] for s in leaves if s in started]
+        self._grad_names = [f"g{s}" for s in leaves if s in started]
+        # eager backward() starts every gradient at 0.0: `0.0 + g` gives its sign of a zero gradient
+        needs = program.requires_grad
         grads = [
-            f"g{i}" if i in started else ("0.0" if needs[i] else "None") for i in range(len(program.inputs))
+            f"0.0 + g{i}" if i in started else ("0.0" if needs[i] else "None")
+            for i in range(len(program.inputs))
         ]
         return lines, grads
 
@@ -268,13 +283,9 @@ class FloatCode:
     # --- errors ------------------------------------------------------------------------------------
     def _fail(self, slot: int, *xs: float) -> None:
         """Raise the op's own domain error for the instruction at `slot`, naming the instruction."""
-        ins = self.program.instructions[slot - len(self.program.leaves)]
-        try:
-            ins.op.check(FLOAT, *xs)
-        except (ArithmeticError, ValueError) as exc:
-            checked = with_context(exc, f"in {ins}")
-            checked._chainrule_explained = True  # type: ignore[attr-defined]
-            raise checked from None
+        error = outside_domain(self.program.instructions[slot - len(self.program.leaves)], xs)
+        error._chainrule_explained = True  # type: ignore[attr-defined]
+        raise error from None
 
     def _explain(self, exc: Exception) -> Exception:
         """An arithmetic failure inside generated code as a DomainError naming the instruction."""
@@ -294,8 +305,4 @@ class FloatCode:
         if slot < n_leaves:
             return exc
         ins = self.program.instructions[slot - n_leaves]
-        inputs = tuple(frame.f_locals.get(f"s{a}") for a in ins.args)
-        what = "the derivative is undefined" if phase == "d" else "failed"
-        return DomainError(
-            f"{ins.op.name}: {what} at {inputs}: {exc} (in {ins})", op=ins.op.name, value=inputs
-        )
+        return rule_failed(ins, phase == "d", [frame.f_locals.get(f"s{a}") for a in ins.args], exc)

@@ -2,14 +2,19 @@
 
 A Program numbers every value it handles with a *slot*: inputs first, then parameters, constants
 and one slot per instruction (`%7 = tanh %5`). This module holds what every other module of the
-compiler reads: the `Instruction` record, the names of the slot kinds, and the helper that adds
-"in %7 = tanh %5" to an error message. It imports nothing else from the compiler.
+compiler reads: the `Instruction` record, the names of the slot kinds, the helpers that add
+"in %7 = tanh %5" to an error message, and what both float-mode runners share (the eager engine's
+backward order over the tape, adding gradients into `.grad`). It imports nothing else from the
+compiler.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+from ..backends import FLOAT
 from ..engine import GRAD_LOCK
 from ..errors import DomainError
 from ..ops import Op
@@ -22,9 +27,9 @@ INPUT, PARAMETER, CONSTANT, INSTRUCTION = "input", "parameter", "constant", "ins
 GRADIENT_LOCK = GRAD_LOCK
 
 
-@dataclass(frozen=True)
-class Instruction:
-    """One step of a Program: `%slot = op %arg %arg ...`."""
+class Instruction(NamedTuple):
+    """One step of a Program: `%slot = op %arg %arg ...` (a named tuple: a Program holds one per
+    instruction, and they are made fast)."""
 
     slot: int
     op: Op
@@ -45,3 +50,61 @@ def with_context(exc: Exception, context: str) -> Exception:
         return type(exc)(message)
     except TypeError:  # an exception class with an unusual constructor
         return DomainError(message)
+
+
+# --- float mode: what generated code and the interpreter share ------------------------------------
+def outside_domain(ins: Instruction, xs: Sequence[float]) -> Exception:
+    """The op's own domain error for operands `xs` (which its `invalid` test rejected), naming `ins`."""
+    try:
+        ins.op.check(FLOAT, *xs)
+    except (ArithmeticError, ValueError) as exc:
+        return with_context(exc, f"in {ins}")
+    return DomainError(f"{ins.op.name}: outside its domain at {tuple(xs)} (in {ins})", op=ins.op.name)
+
+
+def rule_failed(ins: Instruction, derivative: bool, xs: Sequence[float], exc: Exception) -> Exception:
+    """An arithmetic failure of one of `ins`'s rules at operands `xs` as a DomainError naming it."""
+    if isinstance(exc, DomainError):
+        return exc
+    inputs = tuple(xs)
+    what = "the derivative is undefined" if derivative else "failed"
+    return DomainError(f"{ins.op.name}: {what} at {inputs}: {exc} (in {ins})", op=ins.op.name, value=inputs)
+
+
+@dataclass(frozen=True)
+class BackwardOrder:
+    """The eager engine's backward sweep over a Program's tape, for float mode.
+
+    `seeds` are (output index, slot) for the outputs that need a gradient. `steps` are
+    (slot, needs), one per instruction `backward()` visits, in its order: `needs[i]` says whether
+    input `i` takes a derivative (they are added in input order). `reached` holds every slot it
+    visits: those that receive a gradient."""
+
+    seeds: tuple[tuple[int, int], ...]
+    steps: tuple[tuple[int, tuple[bool, ...]], ...]
+    reached: frozenset[int]
+
+
+def backward_order(program: Any) -> BackwardOrder:
+    """The order in which `backward()` would add `program`'s derivatives (see `BackwardOrder`)."""
+    needs = program.requires_grad
+    seeds = tuple((k, slot) for k, slot in enumerate(program.output_slots) if needs[slot])
+    masks: dict[tuple[bool, ...], tuple[bool, ...]] = {}  # one tuple per pattern, shared
+    instructions, n_leaves = program.instructions, len(program.leaves)
+    steps = []
+    for slot in reversed(program.grad_order):
+        if slot >= n_leaves:
+            mask = tuple(map(needs.__getitem__, instructions[slot - n_leaves].args))
+            steps.append((slot, masks.setdefault(mask, mask)))
+    # `grad_order` holds the nodes reached from the outputs through nodes that need a gradient
+    return BackwardOrder(seeds, tuple(steps), frozenset(program.grad_order))
+
+
+def add_parameter_gradients(parameters: Sequence[Any], grads: Sequence[float]) -> None:
+    """Add a float-mode run's gradients into its parameters' `.grad`, under the lock that makes
+    threads' sums exact, and only into those that still require a gradient (one frozen after
+    compiling gets none)."""
+    with GRADIENT_LOCK:
+        for p, g in zip(parameters, grads, strict=True):
+            if p.requires_grad:
+                p.grad += g

@@ -26,7 +26,8 @@ from typing import Any
 
 from ..engine import Symbolic, Value, _symbolic, topological_order
 from ..ops import OPS
-from .float_mode import FloatCode
+from .float_interpreter import FloatInterpreter
+from .float_mode import FloatCode, float_runner
 from .instruction import CONSTANT, INPUT, INSTRUCTION, PARAMETER, Instruction
 
 __all__ = ["Program", "compile", "classify_node"]
@@ -80,9 +81,9 @@ class Program:
         for i, node in enumerate(nodes):
             self.slot_of[node] = n_leaves + i
         slot_of = self.slot_of
+        slot = slot_of.__getitem__
         self.instructions: tuple[Instruction, ...] = tuple(
-            Instruction(slot_of[node], node._fn, tuple(slot_of[c] for c in node._prev), node.label)
-            for node in nodes
+            Instruction(slot(node), node._fn, tuple(map(slot, node._prev)), node.label) for node in nodes
         )
         self.output_slots: tuple[int, ...] = tuple(slot_of[o] for o in self.outputs)
         self.kinds: tuple[str, ...] = (
@@ -95,12 +96,12 @@ class Program:
             k != CONSTANT for k in self.kinds[len(self.inputs) : n_leaves]
         ]
         for ins in self.instructions:
-            needs.append(any(needs[a] for a in ins.args))
+            needs.append(any(map(needs.__getitem__, ins.args)))
         self.requires_grad: tuple[bool, ...] = tuple(needs)
         # the order the eager engine's backward() visits nodes in, so float mode matches it exactly
         self.grad_order: tuple[int, ...] = tuple(slot_of[n] for n in grad_order if n in slot_of)
         self._lock = threading.Lock()  # the two modes are built once, on first use, by one thread
-        self._float: FloatCode | None = None
+        self._float: FloatCode | FloatInterpreter | None = None
         self._batch: dict[bool, Any] = {}  # batch plans: with input gradients, and without (loss_and_grad)
 
     @property
@@ -277,12 +278,13 @@ class Program:
                 out.append(arr)
         return tuple(out)
 
-    def _float_code(self) -> FloatCode:
-        """Float mode, created on first use (its functions are generated when first called)."""
+    def _float_code(self) -> FloatCode | FloatInterpreter:
+        """Float mode, created on first use (its code is generated, or its interpreter loops
+        prepared, when first run)."""
         if self._float is None:
             with self._lock:
                 if self._float is None:
-                    self._float = FloatCode(self)
+                    self._float = float_runner(self)
         return self._float
 
     def _plan(self, input_grads: bool = True) -> Any:

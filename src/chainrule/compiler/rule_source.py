@@ -112,6 +112,12 @@ class _SourceBackend:
         return lambda *args: _Src(f"M_{name}(" + ", ".join(_src(a).text for a in args) + ")")
 
 
+def rule_of(op: Op, kind: str, i: int = 0) -> Any:
+    """The table rule of `op` that `kind` names: "f" forward, "i" the domain test, "d" the
+    derivative for input `i`."""
+    return {"f": op.forward, "i": op.invalid, "d": op.derivative(i)}[kind]
+
+
 class RuleTemplates:
     """Source templates for the table's rules, traced once per (op, rule, arity)."""
 
@@ -129,7 +135,7 @@ class RuleTemplates:
             if op.arity is None and kind != "d" and n_args > _INLINE_MAX_ARITY:
                 self._cache[key] = None
             else:
-                rule = {"f": op.forward, "i": op.invalid, "d": op.derivative(i)}[kind]
+                rule = rule_of(op, kind, i)
                 args = [_Src(f"{{{k}}}") for k in range(n_rule_args)]
                 try:
                     text = _src(rule(self.backend, *args)).text
@@ -149,9 +155,8 @@ class RuleTemplates:
         template = self.get(op, kind, i, len(operands) - (2 if kind == "d" else 0))
         if template is not None:
             return template.format(*operands)
-        rule = {"f": op.forward, "i": op.invalid, "d": op.derivative(i)}[kind]
         name = f"R_{kind}{i}_{op.name}"
-        namespace[name] = rule
+        namespace[name] = rule_of(op, kind, i)
         return f"{name}(M, {', '.join(operands)})"
 
     def bind(self, namespace: dict[str, Any]) -> None:
