@@ -833,8 +833,12 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
                 _hand_step(node, g)
             elif op.arity is None:
                 # An n-ary op has one rule for all inputs, and the rule is not told which input it is
-                # for, so its value is the same for each: compute it once.
-                d = op.derivatives[0](m, g, node._data, *[c._data for c in a])
+                # for, so its value is the same for each: compute it once. A row declared linear
+                # (`sum`) gives each input g times its coefficient, without gathering the inputs.
+                if op.linear is not None:
+                    d = g * op.linear[0]
+                else:
+                    d = op.derivatives[0](m, g, node._data, *[c._data for c in a])
                 for child in a:
                     if child.requires_grad:
                         child._g += d
