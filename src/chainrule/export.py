@@ -188,11 +188,12 @@ def _input_error(name: str, x: Any, kind: str) -> TypeError:
 
 # --- JAX --------------------------------------------------------------------------------------
 def jax_backend() -> SimpleNamespace:
-    """The table's backend namespace `m` on `jax.numpy` (float64 needs `jax_enable_x64`, see to_jax)."""
+    """The table's backend namespace `m` on `jax.numpy`. Turns on JAX's float64 mode (see to_jax)."""
+    jax = _require("jax", "jax", "chainrule's JAX backend")
+    jax.config.update("jax_enable_x64", True)
     with _LOCK:
         if "jax" in _CACHE:
             return _CACHE["jax"]
-        jax = _require("jax", "jax", "chainrule's JAX backend")
         jnp = jax.numpy
 
         def power_rule(a: Any, b: Any) -> Any:
@@ -311,19 +312,9 @@ def to_jax(program: Program, *, check: bool = False) -> tuple[Callable[..., Any]
     constants = jnp.asarray(plan.constants, dtype=f64)
     params = jnp.asarray(plan.parameters, dtype=f64)
 
-    def fn(params: Any, *inputs: Any) -> Any:
-        """The exported program: pure, for jit, grad, vmap and sharded inputs."""
-        plan.check_count(inputs)
-        for name, x in zip(plan.names, inputs, strict=True):
-            if not _is_input(x):
-                raise _input_error(name, x, "array")
-        xs = [jnp.asarray(x, dtype=f64) for x in inputs]
-        batch = plan.batch([jnp.shape(x) for x in xs])
-        theta = jnp.asarray(params, dtype=f64)
-        if jnp.shape(theta) != (plan.n_par,):
-            raise ValueError(
-                f"params must be a 1-d array of {plan.n_par} numbers, got shape {jnp.shape(theta)}"
-            )
+    def run(theta: Any, *xs: Any) -> Any:
+        """The program on float64 arrays already checked by `fn`."""
+        batch = next((x.shape[0] for x in xs if x.ndim == 1), None)
         width = 1 if batch is None else batch
         leaves = [jnp.broadcast_to(x, (1, width)) for x in xs]
         leaves.append(jnp.broadcast_to(theta[:, None], (plan.n_par, width)))
@@ -343,6 +334,25 @@ def to_jax(program: Program, *, check: bool = False) -> tuple[Callable[..., Any]
             blocks.append(jnp.broadcast_to(out, (g.stop - g.start, width)))
         outs = tuple(_jax_row(blocks, plan, r, batch) for r in plan.output_rows)
         return outs[0] if plan.single else outs
+
+    # Compiled once per input shapes, so that calling fn directly is fast too; with checks it stays
+    # uncompiled, so that a direct call raises (checkify's checks need checkify.checkify under jit).
+    core = run if check else jax.jit(run)
+
+    def fn(params: Any, *inputs: Any) -> Any:
+        """The exported program: pure, for jit, grad, vmap and sharded inputs."""
+        plan.check_count(inputs)
+        for name, x in zip(plan.names, inputs, strict=True):
+            if not _is_input(x):
+                raise _input_error(name, x, "array")
+        xs = [jnp.asarray(x, dtype=f64) for x in inputs]
+        plan.batch([jnp.shape(x) for x in xs])  # refuses 2-d inputs and unequal lengths
+        theta = jnp.asarray(params, dtype=f64)
+        if jnp.shape(theta) != (plan.n_par,):
+            raise ValueError(
+                f"params must be a 1-d array of {plan.n_par} numbers, got shape {jnp.shape(theta)}"
+            )
+        return core(theta, *xs)
 
     return fn, params
 
