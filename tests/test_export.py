@@ -443,9 +443,8 @@ def test_torch_refuses_bad_inputs_and_second_derivatives(torch: Any) -> None:
     with pytest.raises(TypeError, match=r"input 'x' must be a number or a 1-d tensor, got NoneType"):
         module(None, 1.0)
     x = torch.tensor([0.5, 1.0], dtype=torch.float64, requires_grad=True)
-    (gx,) = torch.autograd.grad(module(x, 1.0)[0].sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        gx.sum().backward()
+    with pytest.raises(RuntimeError, match=r"gradients of gradients \(create_graph=True\) are not supported"):
+        torch.autograd.grad(module(x, 1.0)[0].sum(), x, create_graph=True)
 
 
 def moons_loss(model: Any, batch: int) -> tuple[cr.Program, list[Value]]:

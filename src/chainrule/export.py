@@ -440,7 +440,6 @@ def _torch_classes(torch: ModuleType) -> tuple[type, type]:
         if "torch_classes" in _CACHE:
             return _CACHE["torch_classes"]
     m = torch_backend()
-    from torch.autograd.function import once_differentiable
 
     def index(plan: _Plan, device: Any) -> list[Any]:
         """The groups' operand rows as index tensors on `device` (made once per device)."""
@@ -472,8 +471,12 @@ def _torch_classes(torch: ModuleType) -> tuple[type, type]:
             return tuple(buf[r].clone() if batch is not None else buf[r, 0].clone() for r in plan.output_rows)
 
         @staticmethod
-        @once_differentiable
         def backward(ctx: Any, *grad_outputs: Any) -> Any:
+            if torch.is_grad_enabled():  # create_graph=True: the rules below would be invisible to autograd
+                raise RuntimeError(
+                    "to_torch: gradients of gradients (create_graph=True) are not supported: the backward "
+                    "pass runs the table's rules outside autograd; use to_jax for higher derivatives"
+                )
             plan, buf = ctx.plan, ctx.buf
             wants = ctx.needs_input_grad
             needs, positions = plan.needs(tuple(wants[4:]), wants[2])
