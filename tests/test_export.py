@@ -392,7 +392,7 @@ print("sharded OK", out.sharding)
 """
 
 
-def run_with_devices(code: str, devices: int = 4, timeout: int = 300) -> str:
+def run_with_devices(code: str, devices: int = 4, timeout: int = 600) -> str:
     env = {
         **os.environ,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
