@@ -529,6 +529,7 @@ def test_scaling_docs_examples_run() -> None:
     assert "devices: 4" in out
 
 
+@pytest.mark.slow
 def test_bench_export_runs() -> None:
     need("jax")
     need("torch")
