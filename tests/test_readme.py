@@ -24,6 +24,7 @@ def test_readme_has_examples() -> None:
 def test_readme_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     need("numpy")
     need("torch")
+    need("jax")
     monkeypatch.chdir(tmp_path)  # examples may write files (model.json)
     defined_before = set(chainrule.OPS)
     try:
