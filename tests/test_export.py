@@ -131,14 +131,7 @@ TENSOR_CASES = [
 
 
 def _tensor_params() -> list[Any]:
-    # ops._mean_grad reads `out.size`, numpy's element count; on a torch tensor `.size` is a method, so
-    # that one rule cannot run on torch until it counts elements through `m` (reported, see the docs).
-    torch_mean = pytest.mark.xfail(strict=True, reason="ops._mean_grad uses numpy's .size attribute")
-    return [
-        pytest.param(engine, *case, marks=[torch_mean] if (engine, case[0]) == ("torch", "mean") else [])
-        for engine in ("jax", "torch")
-        for case in TENSOR_CASES
-    ]
+    return [pytest.param(engine, *case) for engine in ("jax", "torch") for case in TENSOR_CASES]
 
 
 @pytest.mark.parametrize(("engine", "name", "shapes", "kw"), _tensor_params())
@@ -543,3 +536,19 @@ def test_bench_export_runs() -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for line in ("chainrule compiled", "exported to JAX", "exported to PyTorch", "hand-written JAX"):
         assert line in result.stdout
+
+
+def test_program_methods_call_the_export_functions() -> None:
+    need("jax")
+    need("torch")
+    x = placeholder("x")
+    w = Value(0.5, label="w")
+    program = cr.compile((x * w).tanh() + w, [x])
+    fn, params = program.to_jax()
+    assert float(fn(params, 0.3)) == pytest.approx(program(0.3))
+    module = program.to_torch()
+    assert module(torch_tensor(0.3)).item() == pytest.approx(program(0.3))
+
+
+def torch_tensor(x: float) -> Any:
+    return need("torch").tensor(x, dtype=need("torch").float64)

@@ -49,6 +49,7 @@ _SUBMODULES = {
     "tensor",
     "userops",
     "explorer",
+    "export",
 }
 
 

@@ -18,6 +18,7 @@ as data propagate visibly, as in IEEE arithmetic, while log(-1) or sqrt(-2) rais
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -225,7 +226,9 @@ def _unreduce(m: Any, g: Any, a: Any, axis: tuple[int, ...] | None, keepdims: bo
 
 def _mean_grad(m: Any, g: Any, out: Any, a: Any, *, axis: Any, keepdims: bool) -> Any:
     # Each entry of out averages a.size / out.size entries of a, so each of those gets that share of g.
-    return _unreduce(m, g, a, axis, keepdims) * (out.size / max(a.size, 1))  # max: an empty a, empty grad
+    # Sizes from shapes (not `.size`, which is a method on torch tensors), so the rule runs on any m.
+    share = math.prod(out.shape) / max(math.prod(a.shape), 1)  # max: an empty a gives an empty grad
+    return _unreduce(m, g, a, axis, keepdims) * share
 
 
 def _inverse(axes: tuple[int, ...] | None) -> tuple[int, ...] | None:

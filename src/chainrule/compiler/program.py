@@ -113,6 +113,19 @@ class Program:
         # loaded: its generated code, plans and locks belong to this process.
         return (compile, (self.outputs[0] if self.single else list(self.outputs), list(self.inputs)))
 
+    # --- export to other engines (chainrule.export) --------------------------------------------
+    def to_jax(self, *, check: bool = False) -> tuple[Any, Any]:
+        """`(fn, params)`: this program as a pure JAX function `fn(params, *inputs)` and its parameters."""
+        from ..export import to_jax
+
+        return to_jax(self, check=check)
+
+    def to_torch(self) -> Any:
+        """This program as a float64 `torch.nn.Module` whose one parameter holds the parameters."""
+        from ..export import to_torch
+
+        return to_torch(self)
+
     # --- inspection --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.instructions)
