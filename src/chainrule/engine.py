@@ -814,6 +814,29 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
                 if a.requires_grad:  # False if it was switched off after the graph was built
                     a._g += op.derivatives[0](m, g, node._data, a._data)
             elif b is not _MANY:  # two inputs; a number among them is stored as a float
+                # A row declared bilinear (mul) or linear (add, sub) needs no rule call: each input
+                # gets g times the other input, or g times its coefficient. The table's tests hold
+                # each declaration to the row's own rules, so this gives the rules' numbers exactly.
+                if op.bilinear:
+                    if type(b) is float:
+                        if a.requires_grad:
+                            a._g += g * b
+                    elif type(a) is float:
+                        if b.requires_grad:
+                            b._g += g * a
+                    else:
+                        if a.requires_grad:
+                            a._g += g * b._data
+                        if b.requires_grad:
+                            b._g += g * a._data
+                    continue
+                if op.linear is not None:
+                    ca, cb = op.linear
+                    if type(a) is not float and a.requires_grad:
+                        a._g += g * ca
+                    if type(b) is not float and b.requires_grad:
+                        b._g += g * cb
+                    continue
                 out = node._data
                 da, db = op.derivatives
                 if type(b) is float:
