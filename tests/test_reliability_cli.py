@@ -256,7 +256,7 @@ def test_backend_dot_without_dot_points_to_the_installed_renderer(
     ("argv", "words"),
     [
         (["--max-nodes", "0"], "--max-nodes: expected a positive integer"),
-        (["--timeout", "-1"], "--timeout: expected a positive number of seconds"),
+        (["--timeout", "-1"], "--timeout: expected a positive number"),
     ],
 )
 def test_bad_draw_options_are_usage_errors(

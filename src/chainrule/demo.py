@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cli import positive_int, positive_number
 from .engine import Value, no_grad, placeholder
 from .losses import cross_entropy, l2_regularization, svm_loss
 from .nn import MLP
@@ -79,29 +80,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 # --- command line ----------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def _sizes(text: str) -> list[int]:
     try:
-        sizes = [_positive_int(part) for part in text.split(",")]
+        sizes = [positive_int(part) for part in text.split(",")]
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected layer sizes separated by commas, e.g. 16,16; got {text!r}"
@@ -125,7 +106,7 @@ def _bounded(limit: int) -> Callable[[str], int]:
     """A positive integer of at most `limit`, for argparse."""
 
     def parse(text: str) -> int:
-        value = _positive_int(text)
+        value = positive_int(text)
         if value > limit:
             raise argparse.ArgumentTypeError(f"at most {limit:,}, got {text!r}")
         return value
@@ -146,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=_bounded(MAX_STEPS), help="training steps (moons 100, digits 50)")
     parser.add_argument(
-        "--lr", type=_positive_float, help="initial learning rate; it decays linearly to 10%% of it"
+        "--lr", type=positive_number, help="initial learning rate; it decays linearly to 10%% of it"
     )
     parser.add_argument("--seed", type=_seed, default=1337, help="random seed for data and weights (1337)")
     parser.add_argument(

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cli import positive_int, positive_number
 from .engine import Value, apply, constant
 from .engine import sum as value_sum
 from .ops import TABLE, Op
@@ -357,7 +358,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-grad", action="store_true", help="draw the forward pass only (no backward)")
     parser.add_argument("--rankdir", default="LR", choices=["LR", "TB", "RL", "BT"], help="layout direction")
     parser.add_argument(
-        "--max-nodes", type=_positive_int, default=None, help="collapse values beyond this many (500)"
+        "--max-nodes", type=positive_int, default=None, help="collapse values beyond this many (500)"
     )
     parser.add_argument(
         "--backend",
@@ -367,31 +368,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_seconds,
+        type=positive_number,
         default=None,
         metavar="SECONDS",
         help="stop the renderer after this long (30); a .dot file needs no renderer",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
