@@ -778,16 +778,9 @@ _JS = r"""
 # --- the command --------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Configure the `chainrule explore` subcommand's arguments."""
-    from .expr import FUNCTIONS
+    from .expr import add_expression_arguments
 
-    parser.epilog = (
-        'example: chainrule explore "e = a*b; d = e + c; L = d*f" a=2 b=-3 c=10 f=-2 -o L.html   '
-        f"(functions: {', '.join(FUNCTIONS)}; an expression that starts with - goes in parentheses)"
-    )
-    parser.add_argument("expression", help="e.g. 'tanh(x*w + b)' or 'e = a*b; L = e + c'")
-    parser.add_argument(
-        "values", nargs="*", metavar="name=value", help="a number for every input, e.g. a=2 b=-3"
-    )
+    add_expression_arguments(parser, "explore", "L.html")
     parser.add_argument(
         "-o", "--output", default="explorer.html", help="the page to write (.html; - prints it)"
     )

@@ -339,16 +339,21 @@ def build(text: str, values: Mapping[str, float]) -> Built:
 
 
 # --- the command --------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Configure the `chainrule draw` subcommand's arguments."""
+def add_expression_arguments(parser: argparse.ArgumentParser, command: str, output: str) -> None:
+    """The arguments every expression command takes (`draw`, `explore`): the expression and its values."""
     parser.epilog = (
-        'example: chainrule draw "e = a*b; d = e + c; L = d*f" a=2 b=-3 c=10 f=-2 -o L.svg   '
+        f'example: chainrule {command} "e = a*b; d = e + c; L = d*f" a=2 b=-3 c=10 f=-2 -o {output}   '
         f"(functions: {', '.join(FUNCTIONS)}; an expression that starts with - goes in parentheses: '(-a)*b')"
     )
     parser.add_argument("expression", help="e.g. 'tanh(x*w + b)' or 'e = a*b; L = e + c'")
     parser.add_argument(
         "values", nargs="*", metavar="name=value", help="a number for every input, e.g. a=2 b=-3"
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Configure the `chainrule draw` subcommand's arguments."""
+    add_expression_arguments(parser, "draw", "L.svg")
     parser.add_argument(
         "-o",
         "--output",
