@@ -273,7 +273,10 @@ def _reads(step: _MapStep | _SumsStep) -> list[_Read]:
 def _get(blocks: list[list[Any]], read: _Read, e: _Engine) -> Any:
     """The rows `read` names, from the blocks computed so far."""
     if read.index is None:
-        return blocks[read.buffer][read.blocks[0]][read.start : read.stop]
+        block = blocks[read.buffer][read.blocks[0]]
+        if read.start == 0 and read.stop == block.shape[0]:
+            return block  # the whole block: no slice, whose gradient would be a copy into zeros
+        return block[read.start : read.stop]
     parts = [blocks[read.buffer][b] for b in read.blocks]
     return e.take(parts[0] if len(parts) == 1 else e.cat(parts), e.arrays[read.index])
 
@@ -309,7 +312,7 @@ def _run(plan: _Plan, e: _Engine, uniform: Any, varying: Any, width: int) -> lis
                 if step.bias_segments is not None:
                     bias = e.segment_sum(bias, e.arrays[step.bias_segments], step.k)
                 out = bias if out is None else out + bias
-        blocks[step.buffer].append(e.broadcast_to(out, shape))
+        blocks[step.buffer].append(out if tuple(out.shape) == shape else e.broadcast_to(out, shape))
     return [e.broadcast_to(_get(blocks, r, e)[0], (width,)) for r in plan.outputs]
 
 
