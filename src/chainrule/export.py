@@ -9,12 +9,14 @@ never with a second copy of them:
 - `to_jax(program)` returns `(fn, params)`: `fn(params, *inputs)` is a pure JAX function (it works
   under `jax.jit`, `jax.grad`, `jax.vmap` and with inputs sharded over several devices) whose first
   derivatives are the table's rules, handed to JAX as one `jax.custom_jvp` per op.
-- `to_torch(program)` returns a `torch.nn.Module` with one float64 `nn.Parameter`, `theta`, whose
-  backward pass runs the table's rules over the whole program (one `torch.autograd.Function`).
+- `to_torch(program)` returns a `torch.nn.Module` with one float64 `nn.Parameter`, `theta`; each row
+  is a `torch.autograd.Function` whose backward runs the row's derivative rules.
 
-Both run a *grouped* plan (`_Plan`): instructions are sorted into levels (an instruction's level is
-one more than its operands'), and all instructions of one op on one level run as a single array
-operation on a (k, B) block, so that a layer of a network is a handful of calls, not hundreds.
+Both run chainrule's own batch plan (`compiler.batch_plan`, see `_Plan`): values the same for every
+sample are computed once, sums of `weight * value` terms at one depth (rows the table declares linear
+or bilinear) are one matrix product `W @ X` plus a bias, differentiated by JAX or PyTorch, and other
+instructions of one op at one depth are one call of the row on a (k, B) block that reads the block
+before it, so that a layer of a network is a matrix product and a call, not hundreds.
 
 JAX and PyTorch are optional: `pip install -e ".[jax]"` or `pip install -e ".[torch]"` from a checkout
 of chainrule. docs/scaling.md says when exporting pays and what it costs.
@@ -688,8 +690,9 @@ def to_torch(program: Program) -> Any:
 
     Its one `nn.Parameter`, `theta`, holds the parameters' current `.data` in `program.parameters`
     order (constants are copied into a buffer at export time), so `torch.optim` trains it. Backward
-    runs the table's derivative rules over the whole program (one `torch.autograd.Function`), so
-    autograd's gradients are `program.value_and_grad`'s; gradients of gradients are not supported.
+    runs the table's derivative rules (one `torch.autograd.Function` per row) and torch's own for the
+    matrix products, so autograd's gradients are `program.value_and_grad`'s; gradients of gradients
+    are not supported.
     Outside an op's domain the module computes NaN or inf, as PyTorch does.
     """
     torch = _require("torch", "torch", "Program.to_torch()")
