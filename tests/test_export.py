@@ -213,6 +213,83 @@ def test_one_graph_uses_every_row_and_exports_exactly() -> None:
             assert all(close(a, b, scale) for a, b in zip(got_inputs, in_grads, strict=True))
 
 
+# --- every kind of step of the batch plan ----------------------------------------------------------
+def _step_kinds(plan: Any) -> set[str]:
+    """The ways of running a step that an exported plan uses (see chainrule.export._Plan)."""
+    found = {"parameters reordered"} if plan.theta_order is not None else set()
+    for step in plan.steps:
+        for read in export()._reads(step):
+            if read.index is not None:
+                found.add("gather from several blocks" if len(read.blocks) > 1 else "gather")
+        if isinstance(step, export()._SumsStep):
+            found.add(f"{step.layout} sums, {'UV'[step.buffer]}")
+            for name in ("scale", "bias_weights", "bias_scale", "bias_segments"):
+                if getattr(step, name) is not None:
+                    found.add(name)
+    return found
+
+
+def _mixed_program() -> cr.Program:
+    """Dense layers with subtraction (scaled W), weighted and several bias terms per sum, a parameter
+    first used late (the batch plan reorders the parameters) and operands from several steps."""
+    import random
+
+    xs = [placeholder(f"x{i}") for i in range(6)]
+    rng = random.Random(3)
+    ws = [Value(rng.uniform(-1, 1), label=f"w{i}") for i in range(12)]
+    b = Value(0.25, label="b")
+    h = [(ws[0] * xs[0] - ws[1] * xs[1] + b).tanh(), (ws[2] * xs[0] - ws[3] * xs[1] + ws[4]).tanh()]
+    s1 = cr.sum([ws[5] * xs[2], ws[6] * xs[5], h[0] * ws[7]])
+    s2 = cr.sum([ws[8] * xs[3], ws[9] * xs[4], ws[10] * ws[11], 2.0 * ws[1], h[1]])
+    out = (s1 * s2 + (h[1] * xs[0]).sin() + ws[11] * ws[2] - (xs[1] * h[0]).exp()) * (h[0] + xs[4])
+    return cr.compile([out, s2.relu() + ws[6] * ws[6]], xs)
+
+
+def _sparse_program() -> cr.Program:
+    """24 sums that each read 2 of 24 inputs: gathered sparse sums, with a scaled bias (- c)."""
+    import random
+
+    n = 24
+    xs = [placeholder(f"x{i}") for i in range(n)]
+    rng = random.Random(4)
+    ws = [Value(rng.uniform(-1, 1), label=f"w{i}") for i in range(2 * n)]
+    c = Value(0.5, label="c")
+    sums = [ws[2 * i] * xs[i] - ws[2 * i + 1] * xs[(i + 1) % n] - c for i in range(n)]
+    return cr.compile(cr.sum([s.tanh() for s in sums]), xs)
+
+
+def test_every_kind_of_step_exports_exactly() -> None:
+    """Programs whose batch plans use every way of running a step (dense and sparse matrix products,
+    scaled weights, weighted and scaled biases, reordered parameters, gathers) export exactly."""
+    need("jax")
+    need("torch")
+    programs = [_mixed_program(), _sparse_program(), moons_loss(cr.nn.MLP(2, [4, 1]), 8)[0]]
+    kinds = set().union(*(_step_kinds(export()._Plan(p)) for p in programs))
+    assert kinds >= {
+        "parameters reordered", "gather", "gather from several blocks", "dense sums, V", "sparse sums, V",
+        "None sums, U", "scale", "bias_weights", "bias_scale", "bias_segments",
+    }, kinds  # fmt: skip
+    rng = np.random.default_rng(7)
+    for program in programs:
+        params = list(program.parameters)
+        fn, theta = export().to_jax(program)
+        module = export().to_torch(program)
+        n = len(program.inputs)
+        for xs in ([rng.normal(size=5) for _ in range(n)], [float(v) for v in rng.normal(size=n)]):
+            outs, in_grads, param_grads = reference(program, params, xs)
+            scale = max(float(np.max(np.abs(o))) for o in outs)
+            for got_outs, got_theta, got_inputs in (
+                jax_value_and_grads(fn, theta, xs),
+                torch_value_and_grads(module, xs),
+            ):
+                assert all(close(a, b, scale) for a, b in zip(got_outs, outs, strict=True))
+                assert close(got_theta, param_grads, scale)
+                assert all(
+                    b is None or close(a, b, scale)  # None: data made with requires_grad=False
+                    for a, b in zip(got_inputs, in_grads, strict=True)
+                )
+
+
 # --- random graphs -------------------------------------------------------------------------------
 def _random_case(recipe: dict[str, Any], data: Any) -> tuple[cr.Program, list[Value], list[Any], float]:
     program, params = program_and_params(recipe)

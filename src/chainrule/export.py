@@ -9,12 +9,14 @@ never with a second copy of them:
 - `to_jax(program)` returns `(fn, params)`: `fn(params, *inputs)` is a pure JAX function (it works
   under `jax.jit`, `jax.grad`, `jax.vmap` and with inputs sharded over several devices) whose first
   derivatives are the table's rules, handed to JAX as one `jax.custom_jvp` per op.
-- `to_torch(program)` returns a `torch.nn.Module` with one float64 `nn.Parameter`, `theta`, whose
-  backward pass runs the table's rules over the whole program (one `torch.autograd.Function`).
+- `to_torch(program)` returns a `torch.nn.Module` with one float64 `nn.Parameter`, `theta`; each row
+  is a `torch.autograd.Function` whose backward runs the row's derivative rules.
 
-Both run a *grouped* plan (`_Plan`): instructions are sorted into levels (an instruction's level is
-one more than its operands'), and all instructions of one op on one level run as a single array
-operation on a (k, B) block, so that a layer of a network is a handful of calls, not hundreds.
+Both run chainrule's own batch plan (`compiler.batch_plan`, see `_Plan`): values the same for every
+sample are computed once, sums of `weight * value` terms at one depth (rows the table declares linear
+or bilinear) are one matrix product `W @ X` plus a bias, differentiated by JAX or PyTorch, and other
+instructions of one op at one depth are one call of the row on a (k, B) block that reads the block
+before it, so that a layer of a network is a matrix product and a call, not hundreds.
 
 JAX and PyTorch are optional: `pip install -e ".[jax]"` or `pip install -e ".[torch]"` from a checkout
 of chainrule. docs/scaling.md says when exporting pays and what it costs.
@@ -42,7 +44,6 @@ HINTS = {
 }
 _LOCK = threading.Lock()
 _CACHE: dict[str, Any] = {}  # the backends and the torch classes, made once (under _LOCK)
-_MAX_PATTERNS = 64  # bound on the cached gradient patterns per exported module
 
 
 def _require(module: str, extra: str, what: str) -> ModuleType:
@@ -54,25 +55,62 @@ def _require(module: str, extra: str, what: str) -> ModuleType:
 
 
 # --- the plan, shared by both engines -------------------------------------------------------------
-@dataclass(frozen=True)
-class _Group:
-    """Instructions of one op (and arity) on one level: rows start..stop of the slot buffer."""
+UNIFORM_BUF, VARYING_BUF = 0, 1  # chainrule's batch buffers (compiler.batch_steps): per run, per sample
 
-    op: Op
-    level: int
+
+@dataclass(frozen=True)
+class _Read:
+    """Rows of one buffer as a step reads them: a slice of one block, or a gather over a few blocks.
+
+    A buffer is a list of blocks (the leaves', then one per step), so most reads (a layer reading the
+    layer below) are a slice of one block, which costs nothing; `index` is None then."""
+
+    buffer: int
+    blocks: tuple[int, ...]
     start: int
     stop: int
-    rows: tuple[tuple[int, ...], ...]  # per operand position, the operand rows of each instruction
-    blocks: tuple[int, ...]  # the blocks (0 = the leaves, g + 1 = group g's outputs) the operands are in
-    local: tuple[tuple[int, ...], ...]  # `rows` renumbered into the concatenation of `blocks`
-    coefficient: float | None  # an n-ary op declared linear (sum): out = coefficient * (x1 + x2 + ...)
+    index: int | None  # an entry of `_Plan.arrays`: rows of the concatenation of `blocks`
+
+
+@dataclass(frozen=True)
+class _MapStep:
+    """k instructions of one op, run as one call of the row's rule on (k, width) blocks."""
+
+    buffer: int
+    k: int
+    op: Op
+    operands: tuple[_Read, ...]
+
+
+@dataclass(frozen=True)
+class _SumsStep:
+    """k sums of `coefficient * weight * value` terms: a matrix product W @ X (or gathered sparse sums)
+    plus a bias from the terms whose value is the same for every sample."""
+
+    buffer: int
+    k: int
+    layout: str | None  # "dense", "sparse" or None (bias only)
+    weights: _Read | None  # dense: W's entries, row-major; sparse: each term's weight
+    shape: tuple[int, int]  # dense: W's shape
+    scale: int | None  # an entry of `_Plan.arrays`: coefficients multiplying W (or the terms' weights)
+    values: _Read | None  # dense: the rows of X; sparse: each term's value
+    segments: int | None  # sparse: which sum each term is in (an entry of `_Plan.arrays`)
+    bias: _Read | None  # the bias terms' values (None: no bias)
+    bias_weights: _Read | None  # their weights (None: all 1)
+    bias_scale: int | None  # their coefficients (None: all 1)
+    bias_segments: int | None  # which sum each bias term is in (None: one term per sum, in order)
 
 
 class _Plan:
-    """A program's instructions grouped into array operations, with rows numbered group by group.
+    """A program as a few array operations, from chainrule's own batch plan (`compiler.batch_plan`).
 
-    Rows 0..n_leaves-1 are the leaves (inputs, parameters, constants, as the program's slots); each
-    group's outputs then take the next rows, so that a group writes one contiguous block.
+    The batch plan sorts values into a *uniform* buffer (one value for the whole batch: parameters,
+    constants, everything computed from them only) and a *varying* one (one value per sample), groups
+    the instructions into steps (k instructions of one op at one depth; or k sums of products, which the
+    table declares through `Op.linear`/`Op.bilinear`, as one matrix product `W @ X`) and lays the rows
+    out so that each step writes one block and each layer's weights are one block. This records that
+    plan without numpy objects of chainrule's, so that JAX and PyTorch run it: a buffer is a list of
+    blocks, the leaves' and then one per step.
     """
 
     def __init__(self, program: Program) -> None:
@@ -83,58 +121,113 @@ class _Plan:
                 f"expected a chainrule Program (from chainrule.compile), got {type(program).__name__}: "
                 f"{program!r:.80}"
             )
+        import numpy as np
+
+        from .compiler.batch_steps import SumsOfProductsStep
+
+        batch = program._plan()
         self.names = [x.label or f"input {i}" for i, x in enumerate(program.inputs)]
         self.n_in, self.n_par = len(program.inputs), len(program.parameters)
-        self.n_leaves = len(program.leaves)
         self.parameters = [float(p.data) for p in program.parameters]
-        self.constants = [float(c.data) for c in program.constants]
-        self.single = program._single
+        self.constants = [float(c.data) for c in batch.const_values]  # in the uniform buffer's order
+        self.single = program.single
         self.n_instructions = len(program.instructions)
-        level = [0] * (self.n_leaves + self.n_instructions)
-        members: dict[tuple[int, int, int], list[Any]] = {}
-        for ins in program.instructions:
-            level[ins.slot] = 1 + max((level[a] for a in ins.args), default=0)
-            members.setdefault((level[ins.slot], id(ins.op), len(ins.args)), []).append(ins)
-        row = list(range(self.n_leaves)) + [0] * self.n_instructions
-        block = [0] * len(row)  # which block each slot's row lives in
-        offset = [0]  # the first row of each block
-        groups: list[_Group] = []
-        for key in sorted(members, key=lambda k: k[0]):  # by level; stable, so first appearance next
-            group = members[key]
-            start = self.n_leaves if not groups else groups[-1].stop
-            offset.append(start)
-            rows = tuple(tuple(row[ins.args[i]] for ins in group) for i in range(key[2]))
-            blocks = tuple(sorted({block[ins.args[i]] for ins in group for i in range(key[2])}))
-            base, at = {}, 0
-            for b in blocks:
-                base[b] = at
-                at += (groups[b - 1].stop - groups[b - 1].start) if b else self.n_leaves
-            local = tuple(
-                tuple(base[block[a]] + row[a] - offset[block[a]] for a in (ins.args[i] for ins in group))
-                for i in range(key[2])
-            )
-            op = group[0].op
-            linear = op.arity is None and op.linear is not None
-            groups.append(
-                _Group(
-                    op,
-                    key[0],
-                    start,
-                    start + len(group),
-                    rows,
-                    blocks,
-                    local,
-                    op.linear[0] if linear else None,
-                )
-            )
-            for k, ins in enumerate(group):
-                row[ins.slot], block[ins.slot] = start + k, len(groups)
-        self.groups = tuple(groups)
-        self.n_rows = self.n_leaves + self.n_instructions
-        self.output_rows = tuple(row[s] for s in program.output_slots)
-        self._needs: dict[tuple[bool, ...], tuple[list[bool], list[tuple[bool, ...]]]] = {}
-        self.cache: dict[Any, Any] = {}  # per engine and device: the index arrays (under _lock)
+        order = batch.theta_order
+        self.arrays: list[Any] = []  # index and coefficient arrays (numpy), which the engines convert
+        # theta (Program.parameters order) in the uniform buffer's order: None if it is the same
+        self.theta_order = None if batch.theta_in_order else self._array(np.asarray(order, dtype=np.int64))
+        leaf_rows = 2 + len(order) + len(self.constants)  # the uniform buffer's fixed rows 0.0 and 1.0 first
+        self._starts: list[list[int]] = [[0], [0]]  # per buffer, the first row of each block
+        self._ends = [leaf_rows, self.n_in]
+        steps: list[_MapStep | _SumsStep] = []
+        for step in batch.steps:
+            if step.start != self._ends[step.buffer]:  # pragma: no cover - the batch plan's layout
+                raise AssertionError("chainrule.export: a batch step does not follow the one before it")
+            if isinstance(step, SumsOfProductsStep):
+                steps.append(self._sums(step, np))
+            else:
+                reads = tuple(self._read(r.buffer, r.indices, np) for r in step.operands)
+                steps.append(_MapStep(step.buffer, step.stop - step.start, step.op, reads))
+            self._starts[step.buffer].append(step.start)
+            self._ends[step.buffer] = step.stop
+        self.steps = tuple(steps)
+        self.outputs = tuple(self._read(b, [r], np) for b, r in batch.out_rows)
+        read = [False] * self.n_in  # which inputs some step or output reads
+        for r in [o for s in steps for o in _reads(s)] + list(self.outputs):
+            if r.buffer == VARYING_BUF and r.blocks[0] == 0:
+                rows = range(r.start, r.stop) if r.index is None else self.arrays[r.index].tolist()
+                for i in rows:
+                    if i < self.n_in:
+                        read[i] = True
+        self.unused_inputs = frozenset(i for i, used in enumerate(read) if not used)
+        self.cache: dict[Any, Any] = {}  # per engine and device: the arrays converted (under _lock)
         self._lock = threading.Lock()
+
+    def _array(self, values: Any) -> int:
+        self.arrays.append(values)
+        return len(self.arrays) - 1
+
+    def _read(self, buffer: int, rows: Any, np: Any, exact: bool = False) -> _Read:
+        """How to read `rows` of `buffer` from its blocks so far: one row (broadcast, unless `exact`),
+        a slice of one block, or a gather from the blocks concerned."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = np.asarray(self._starts[buffer])
+        block = np.searchsorted(starts, rows, side="right") - 1
+        first = int(rows[0])
+        b0 = int(block[0])
+        if not exact and (rows == first).all():
+            local = first - int(starts[b0])
+            return _Read(buffer, (b0,), local, local + 1, None)
+        if (block == b0).all() and (rows == np.arange(first, first + len(rows))).all():
+            local = first - int(starts[b0])
+            return _Read(buffer, (b0,), local, local + len(rows), None)
+        blocks = tuple(int(b) for b in np.unique(block))
+        ends = [*starts[1:].tolist(), self._ends[buffer]]
+        base, at = {}, 0
+        for b in blocks:
+            base[b] = at
+            at += ends[b] - int(starts[b])
+        local_rows = np.array([base[int(b)] for b in block]) + rows - starts[block]
+        return _Read(buffer, blocks, 0, 0, self._array(local_rows.astype(np.int64)))
+
+    def _sums(self, step: Any, np: Any) -> _SumsStep:
+        """A sums-of-products step of the batch plan as a `_SumsStep`."""
+        k = step.stop - step.start
+        weights = values = None
+        shape, scale, segments = (0, 0), None, None
+        if step.layout == "dense":
+            shape = step.weight_rows.shape
+            weights = self._read(UNIFORM_BUF, step.weight_rows.ravel(), np, exact=True)
+            values = self._read(VARYING_BUF, step.inputs.indices, np)
+            if step.scaled:
+                scale = self._array(np.asarray(step.coefficients, dtype=np.float64))
+        elif step.layout == "sparse":
+            weights = self._read(UNIFORM_BUF, step.term_weights, np, exact=True)
+            values = self._read(VARYING_BUF, step.term_values.indices, np, exact=True)
+            scale = self._array(np.asarray(step.term_coefficients, dtype=np.float64)[:, None])
+            segments = self._array(np.asarray(step.term_sum, dtype=np.int64))
+        bias = bias_weights = None
+        bias_scale = bias_segments = None
+        if step.has_bias:
+            bias = self._read(UNIFORM_BUF, step.bias_value_rows, np, exact=True)
+            if not step.bias_unweighted:
+                bias_weights = self._read(UNIFORM_BUF, step.bias_weight_rows, np, exact=True)
+            if step.bias_scaled:
+                bias_scale = self._array(np.asarray(step.bias_coefficients, dtype=np.float64)[:, None])
+            if not step.one_term_per_sum:
+                bias_segments = self._array(np.asarray(step.bias_sum, dtype=np.int64))
+        return _SumsStep(
+            step.buffer, k, step.layout, weights, tuple(shape), scale, values, segments,
+            bias, bias_weights, bias_scale, bias_segments,
+        )  # fmt: skip
+
+    def converted(self, key: Any, convert: Callable[[Any], Any]) -> list[Any]:
+        """`arrays` converted by `convert` (made once per `key`, e.g. per engine and device)."""
+        with self._lock:
+            got = self.cache.get(key)
+            if got is None:
+                got = self.cache[key] = [convert(a) for a in self.arrays]
+            return got
 
     def check_count(self, inputs: Sequence[Any]) -> None:
         if len(inputs) != self.n_in:
@@ -159,23 +252,70 @@ class _Plan:
                 batch, first = int(shape[0]), name
         return batch
 
-    def needs(self, inputs: tuple[bool, ...], theta: bool) -> tuple[list[bool], list[tuple[bool, ...]]]:
-        """Which rows receive a gradient, and per group which operand positions do, given the leaves'."""
-        key = (*inputs, theta)
-        with self._lock:
-            got = self._needs.get(key)
-        if got is None:
-            rows = [*inputs, *(theta,) * self.n_par] + [False] * (self.n_rows - self.n_in - self.n_par)
-            positions = []
-            for g in self.groups:
-                pos = tuple(any(rows[r] for r in rs) for rs in g.rows)
-                rows[g.start : g.stop] = [any(rows[rs[k]] for rs in g.rows) for k in range(g.stop - g.start)]
-                positions.append(pos)
-            got = (rows, positions)
-            with self._lock:
-                if len(self._needs) < _MAX_PATTERNS:
-                    self._needs[key] = got
-        return got
+
+class _Engine:
+    """What `_run` needs of JAX or PyTorch: array operations, and `map` running a row on blocks."""
+
+    def __init__(self, arrays: list[Any], **ops: Callable[..., Any]) -> None:
+        self.arrays = arrays
+        self.cat: Callable[[list[Any]], Any] = ops["cat"]  # concatenate along the rows
+        self.take: Callable[[Any, Any], Any] = ops["take"]  # rows by an index array
+        self.segment_sum: Callable[[Any, Any, int], Any] = ops["segment_sum"]  # rows summed per segment
+        self.broadcast_to: Callable[[Any, tuple[int, ...]], Any] = ops["broadcast_to"]
+        self.map: Callable[[Op, list[Any]], Any] = ops["map"]  # a row's forward, with its derivatives
+
+
+def _reads(step: _MapStep | _SumsStep) -> list[_Read]:
+    """Everything `step` reads."""
+    if isinstance(step, _MapStep):
+        return list(step.operands)
+    return [r for r in (step.weights, step.values, step.bias, step.bias_weights) if r is not None]
+
+
+def _get(blocks: list[list[Any]], read: _Read, e: _Engine) -> Any:
+    """The rows `read` names, from the blocks computed so far."""
+    if read.index is None:
+        block = blocks[read.buffer][read.blocks[0]]
+        if read.start == 0 and read.stop == block.shape[0]:
+            return block  # the whole block: no slice, whose gradient would be a copy into zeros
+        return block[read.start : read.stop]
+    parts = [blocks[read.buffer][b] for b in read.blocks]
+    return e.take(parts[0] if len(parts) == 1 else e.cat(parts), e.arrays[read.index])
+
+
+def _run(plan: _Plan, e: _Engine, uniform: Any, varying: Any, width: int) -> list[Any]:
+    """The plan's steps on the leaves' blocks (uniform: (rows, 1); varying: (inputs, width)); returns
+    the outputs as rows of `width` entries."""
+    blocks: list[list[Any]] = [[uniform], [varying]]
+    widths = (1, width)
+    for step in plan.steps:
+        shape = (step.k, widths[step.buffer])
+        if isinstance(step, _MapStep):
+            out = e.map(step.op, [_get(blocks, r, e) for r in step.operands])
+        else:
+            out = None
+            if step.layout is not None:
+                w = _get(blocks, step.weights, e)  # type: ignore[arg-type]
+                x = _get(blocks, step.values, e)  # type: ignore[arg-type]
+                if step.layout == "dense":
+                    w = w.reshape(step.shape)
+                    if step.scale is not None:
+                        w = w * e.arrays[step.scale]
+                    out = w @ x
+                else:
+                    terms = x * (w * e.arrays[step.scale])
+                    out = e.segment_sum(terms, e.arrays[step.segments], step.k)
+            if step.bias is not None:
+                bias = _get(blocks, step.bias, e)
+                if step.bias_weights is not None:
+                    bias = bias * _get(blocks, step.bias_weights, e)
+                if step.bias_scale is not None:
+                    bias = bias * e.arrays[step.bias_scale]
+                if step.bias_segments is not None:
+                    bias = e.segment_sum(bias, e.arrays[step.bias_segments], step.k)
+                out = bias if out is None else out + bias
+        blocks[step.buffer].append(out if tuple(out.shape) == shape else e.broadcast_to(out, shape))
+    return [e.broadcast_to(_get(blocks, r, e)[0], (width,)) for r in plan.outputs]
 
 
 def _is_input(x: Any) -> bool:
@@ -303,12 +443,28 @@ def to_jax(program: Program, *, check: bool = False) -> tuple[Callable[..., Any]
     f64 = jnp.float64
     m = jax_backend()
     rules: dict[Op, Callable[..., Any]] = {}
-    for g in plan.groups:
-        if g.coefficient is None and g.op not in rules:
-            rules[g.op] = _jax_rule(g.op, m, jax)
-    indices = [
-        jnp.asarray(g.local, dtype=jnp.int32).reshape(len(g.rows), g.stop - g.start) for g in plan.groups
-    ]
+    for step in plan.steps:
+        if isinstance(step, _MapStep) and step.op not in rules:
+            rules[step.op] = _jax_rule(step.op, m, jax)
+
+    def run_map(op: Op, xs: list[Any]) -> Any:
+        if check and op.invalid is not None:
+            _jax_domain_check(op, m, jax, xs)
+        return rules[op](*xs)
+
+    def segment_sum(x: Any, ids: Any, k: int) -> Any:
+        return jax.ops.segment_sum(x, ids, num_segments=k, indices_are_sorted=True)
+
+    # index arrays stay numpy: inside jit they become constants of the compiled program
+    engine = _Engine(
+        plan.arrays,
+        cat=jnp.concatenate,
+        take=lambda x, index: x[index],
+        segment_sum=segment_sum,
+        broadcast_to=jnp.broadcast_to,
+        map=run_map,
+    )
+    fixed = jnp.asarray([0.0, 1.0], dtype=f64)  # the uniform buffer's rows 0.0 and 1.0
     constants = jnp.asarray(plan.constants, dtype=f64)
     params = jnp.asarray(plan.parameters, dtype=f64)
 
@@ -316,23 +472,10 @@ def to_jax(program: Program, *, check: bool = False) -> tuple[Callable[..., Any]
         """The program on float64 arrays already checked by `fn`."""
         batch = next((x.shape[0] for x in xs if x.ndim == 1), None)
         width = 1 if batch is None else batch
-        leaves = [jnp.broadcast_to(x, (1, width)) for x in xs]
-        leaves.append(jnp.broadcast_to(theta[:, None], (plan.n_par, width)))
-        leaves.append(jnp.broadcast_to(constants[:, None], (len(plan.constants), width)))
-        blocks = [jnp.concatenate(leaves)]
-        for g, index in zip(plan.groups, indices, strict=True):
-            source = (
-                blocks[g.blocks[0]] if len(g.blocks) == 1 else jnp.concatenate([blocks[b] for b in g.blocks])
-            )
-            operands = source[index]  # (arity, k, B)
-            if check and g.op.invalid is not None:
-                _jax_domain_check(g.op, m, jax, list(operands))
-            if g.coefficient is not None:  # a linear n-ary op (sum): one reduction over the operands
-                out = g.coefficient * jnp.sum(operands, axis=0)
-            else:
-                out = rules[g.op](*operands)
-            blocks.append(jnp.broadcast_to(out, (g.stop - g.start, width)))
-        outs = tuple(_jax_row(blocks, plan, r, batch) for r in plan.output_rows)
+        ordered = theta if plan.theta_order is None else theta[plan.arrays[plan.theta_order]]
+        uniform = jnp.concatenate([fixed, ordered, constants])[:, None]
+        varying = jnp.stack([jnp.broadcast_to(x, (width,)) for x in xs]) if xs else jnp.zeros((0, width), f64)
+        outs = tuple(o if batch is not None else o[0] for o in _run(plan, engine, uniform, varying, width))
         return outs[0] if plan.single else outs
 
     # Compiled once per input shapes, so that calling fn directly is fast too; with checks it stays
@@ -355,16 +498,6 @@ def to_jax(program: Program, *, check: bool = False) -> tuple[Callable[..., Any]
         return core(theta, *xs)
 
     return fn, params
-
-
-def _jax_row(blocks: list[Any], plan: _Plan, row: int, batch: int | None) -> Any:
-    """Row `row` of the slot buffer (a number unless there is a batch)."""
-    if row < plan.n_leaves:
-        values = blocks[0][row]
-    else:
-        g = next(i for i, g in enumerate(plan.groups) if g.start <= row < g.stop)
-        values = blocks[g + 1][row - plan.groups[g].start]
-    return values if batch is not None else values[0]
 
 
 # --- PyTorch ----------------------------------------------------------------------------------
@@ -434,6 +567,14 @@ def torch_backend() -> SimpleNamespace:
         return _CACHE["torch"]
 
 
+def _sum_to(torch: ModuleType, part: Any, shape: Any) -> Any:
+    """`part` (an operand's gradient, as broad as the output) summed down to the operand's `shape`."""
+    if part.shape == shape:
+        return part
+    dims = [d for d, (n, p) in enumerate(zip(shape, part.shape, strict=True)) if n == 1 and p != 1]
+    return part.sum(dim=dims, keepdim=True) if dims else part
+
+
 def _torch_classes(torch: ModuleType) -> tuple[type, type]:
     """The autograd Function and the nn.Module class of exported programs (made once: torch is optional)."""
     with _LOCK:
@@ -441,69 +582,49 @@ def _torch_classes(torch: ModuleType) -> tuple[type, type]:
             return _CACHE["torch_classes"]
     m = torch_backend()
 
-    def index(plan: _Plan, device: Any) -> list[Any]:
-        """The groups' operand rows as index tensors on `device` (made once per device)."""
-        with plan._lock:
-            key = ("torch index", device)
-            if key not in plan.cache:
-                plan.cache[key] = [torch.tensor(g.rows, dtype=torch.long, device=device) for g in plan.groups]
-            return plan.cache[key]
-
-    class ProgramFunction(torch.autograd.Function):
-        """The whole program as one autograd node: forward and backward from the table's rows."""
+    class RowFunction(torch.autograd.Function):
+        """One row of the table on blocks of operands: forward and backward from the row's rules."""
 
         @staticmethod
-        def forward(ctx: Any, plan: _Plan, batch: int | None, theta: Any, constants: Any, *xs: Any) -> Any:
-            width = 1 if batch is None else batch
-            buf = theta.new_empty((plan.n_rows, width))
-            for i, x in enumerate(xs):
-                buf[i] = x
-            buf[plan.n_in : plan.n_in + plan.n_par] = theta[:, None]
-            buf[plan.n_in + plan.n_par : plan.n_leaves] = constants[:, None]
-            rows = index(plan, buf.device)
-            for g, r in zip(plan.groups, rows, strict=True):
-                operands = buf[r].reshape(len(g.rows), g.stop - g.start, width)
-                if g.coefficient is not None:  # a linear n-ary op (sum): one reduction over the operands
-                    buf[g.start : g.stop] = g.coefficient * operands.sum(0)
-                else:
-                    buf[g.start : g.stop] = g.op.forward(m, *operands)
-            ctx.plan, ctx.buf, ctx.ndims = plan, buf, [x.ndim for x in xs]
-            return tuple(buf[r].clone() if batch is not None else buf[r, 0].clone() for r in plan.output_rows)
+        def forward(ctx: Any, op: Op, *xs: Any) -> Any:
+            out = op.forward(m, *xs)
+            ctx.op = op
+            ctx.save_for_backward(out, *xs)
+            return out
 
         @staticmethod
-        def backward(ctx: Any, *grad_outputs: Any) -> Any:
+        def backward(ctx: Any, g: Any) -> Any:
             if torch.is_grad_enabled():  # create_graph=True: the rules below would be invisible to autograd
                 raise RuntimeError(
                     "to_torch: gradients of gradients (create_graph=True) are not supported: the backward "
                     "pass runs the table's rules outside autograd; use to_jax for higher derivatives"
                 )
-            plan, buf = ctx.plan, ctx.buf
-            wants = ctx.needs_input_grad
-            needs, positions = plan.needs(tuple(wants[4:]), wants[2])
-            grad = torch.zeros_like(buf)
-            for r, g in zip(plan.output_rows, grad_outputs, strict=True):
-                grad[r] += g
-            rows = index(plan, buf.device)
-            for g, r, pos in zip(reversed(plan.groups), reversed(rows), reversed(positions), strict=True):
-                if not any(pos):
-                    continue
-                k = g.stop - g.start
-                gout = grad[g.start : g.stop].clone()  # a rule may return g itself: no aliasing
-                if g.coefficient is not None:  # d(c * sum)/dx_i = c, for every operand
-                    grad.index_add_(0, r.reshape(-1), (g.coefficient * gout).repeat(len(g.rows), 1))
-                    continue
-                operands = buf[r].reshape(len(g.rows), k, buf.shape[1])
-                out = buf[g.start : g.stop]
-                for i, wanted in enumerate(pos):
-                    if wanted:
-                        part = g.op.derivative(i)(m, gout, out, *operands)
-                        grad.index_add_(0, r[i], torch.broadcast_to(torch.as_tensor(part), gout.shape))
-            theta_grad = grad[plan.n_in : plan.n_in + plan.n_par].sum(1) if wants[2] else None
-            input_grads = [
-                (grad[i] if ndim else grad[i].sum()) if want else None
-                for i, (ndim, want) in enumerate(zip(ctx.ndims, wants[4:], strict=True))
-            ]
-            return (None, None, theta_grad, None, *input_grads)
+            out, *xs = ctx.saved_tensors
+            op = ctx.op
+            grads = [None] * len(xs)
+            for i, wanted in enumerate(ctx.needs_input_grad[1:]):
+                if wanted:
+                    part = torch.broadcast_to(torch.as_tensor(op.derivative(i)(m, g, out, *xs)), g.shape)
+                    grads[i] = _sum_to(torch, part, xs[i].shape)
+            return (None, *grads)
+
+    class Tie(torch.autograd.Function):
+        """`out` itself, with a zero gradient for the other arguments (leaves no output depends on)."""
+
+        @staticmethod
+        def forward(ctx: Any, out: Any, *leaves: Any) -> Any:
+            ctx.shapes = [x.shape for x in leaves]
+            return out.view_as(out)
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            return (g, *(g.new_zeros(s) for s in ctx.shapes))
+
+    def segment_sum(x: Any, ids: Any, k: int) -> Any:
+        return x.new_zeros((k, *x.shape[1:])).index_add(0, ids, x)
+
+    def convert(device: Any) -> Callable[[Any], Any]:
+        return lambda a: torch.as_tensor(a, device=device)
 
     class ExportedProgram(torch.nn.Module):
         """A chainrule Program as a PyTorch module: one float64 parameter `theta`, the table's gradients."""
@@ -518,24 +639,50 @@ def _torch_classes(torch: ModuleType) -> tuple[type, type]:
             plan = self.plan
             return (
                 f"inputs=({', '.join(plan.names)}), parameters={plan.n_par}, "
-                f"instructions={plan.n_instructions} in {len(plan.groups)} groups"
+                f"instructions={plan.n_instructions} in {len(plan.steps)} steps"
             )
 
         def forward(self, *inputs: Any) -> Any:
             """What `program(*inputs)` returns, as float64 tensors (a batch for 1-d tensors)."""
             plan = self.plan
             plan.check_count(inputs)
+            theta = self.theta
             xs = []
             for name, x in zip(plan.names, inputs, strict=True):
                 if not _is_input(x):
                     raise _input_error(name, x, "tensor")
-                xs.append(torch.as_tensor(x, dtype=torch.float64, device=self.theta.device))
+                xs.append(torch.as_tensor(x, dtype=torch.float64, device=theta.device))
             batch = plan.batch([tuple(x.shape) for x in xs])
-            outs = ProgramFunction.apply(plan, batch, self.theta, self.constants, *xs)
-            return outs[0] if plan.single else outs
+            width = 1 if batch is None else batch
+            arrays = plan.converted(("torch", theta.device), convert(theta.device))
+            engine = _Engine(
+                arrays,
+                cat=torch.cat,
+                take=lambda x, index: x[index],
+                segment_sum=segment_sum,
+                broadcast_to=torch.broadcast_to,
+                map=lambda op, operands: RowFunction.apply(op, *operands),
+            )
+            if plan.theta_order is not None:
+                theta = theta[arrays[plan.theta_order]]
+            fixed = torch.tensor([0.0, 1.0], dtype=torch.float64, device=theta.device)
+            uniform = torch.cat([fixed, theta, self.constants])[:, None]
+            varying = (
+                torch.stack([torch.broadcast_to(x, (width,)) for x in xs])
+                if xs
+                else theta.new_zeros((0, width))
+            )
+            outs = [o if batch is not None else o[0] for o in _run(plan, engine, uniform, varying, width)]
+            unused = [x for i, x in enumerate(xs) if i in plan.unused_inputs]
+            if plan.n_par == 0:
+                unused.append(self.theta)
+            if any(x.requires_grad for x in unused) and torch.is_grad_enabled():
+                # leaves no output reads still get a gradient, zeros, as from Program.value_and_grad
+                outs = [Tie.apply(o, *unused) for o in outs]
+            return outs[0] if plan.single else tuple(outs)
 
     with _LOCK:
-        return _CACHE.setdefault("torch_classes", (ProgramFunction, ExportedProgram))
+        return _CACHE.setdefault("torch_classes", (RowFunction, ExportedProgram))
 
 
 def to_torch(program: Program) -> Any:
@@ -543,8 +690,9 @@ def to_torch(program: Program) -> Any:
 
     Its one `nn.Parameter`, `theta`, holds the parameters' current `.data` in `program.parameters`
     order (constants are copied into a buffer at export time), so `torch.optim` trains it. Backward
-    runs the table's derivative rules over the whole program (one `torch.autograd.Function`), so
-    autograd's gradients are `program.value_and_grad`'s; gradients of gradients are not supported.
+    runs the table's derivative rules (one `torch.autograd.Function` per row) and torch's own for the
+    matrix products, so autograd's gradients are `program.value_and_grad`'s; gradients of gradients
+    are not supported.
     Outside an op's domain the module computes NaN or inf, as PyTorch does.
     """
     torch = _require("torch", "torch", "Program.to_torch()")
