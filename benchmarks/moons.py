@@ -24,7 +24,7 @@ def moons(n: int = 100, seed: int = 1) -> tuple[Any, Any]:
         import numpy as np
         from sklearn.datasets import make_moons
     except ImportError:
-        sys.exit("the two-moons benchmarks need numpy and scikit-learn: pip install 'chainrule[demo]'")
+        sys.exit("the two-moons benchmarks need numpy and scikit-learn: pip install numpy scikit-learn")
     X, y = make_moons(n_samples=n, noise=0.1, random_state=seed)
     return X.astype(np.float64), (y * 2 - 1).astype(np.float64)
 

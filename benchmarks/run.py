@@ -5,7 +5,8 @@
 (b) micrograd's own demo step: two moons (100 samples), MLP(2, [16, 16, 1]), SVM max-margin loss with L2
     regularisation, forward over all samples + backward + SGD update, written exactly as micrograd's
     demo notebook writes it, run through each engine;
-(c) memory, by tracemalloc, over building the same graph in both: bytes per op of a chain, KiB of the demo's graph;
+(c) memory, by tracemalloc, over building the same graph in both: bytes per op of a chain, and KiB
+    of the demo's graph;
 (d) the deepest chain whose backward survives at Python's default recursion limit.
 
 Timings are medians of several repeats, with Python's garbage collector on, as users have it (a
