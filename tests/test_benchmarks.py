@@ -49,7 +49,8 @@ def test_bench_compiled_runs() -> None:
     need("torch")
     need("micrograd")
     out = run("bench_compiled.py", "--quick")
-    assert "chainrule compiled, batch mode" in out
+    assert "chainrule compiled, functional: loss_and_grad" in out
+    assert "value_and_grad + a loop over parameter Values" in out
     assert "micrograd 0.1.0 eager" in out
 
 
