@@ -629,3 +629,35 @@ def test_program_methods_call_the_export_functions() -> None:
 
 def torch_tensor(x: float) -> Any:
     return need("torch").tensor(x, dtype=need("torch").float64)
+
+
+def test_a_defop_operation_exports_with_its_own_rules(user_ops_restored: None) -> None:
+    """An op added with chainrule.defop is a table row like the others: both engines run its rules."""
+    need("jax")
+    need("torch")
+    softsign = cr.defop(
+        "softsign_export",
+        lambda m, x: x / (1 + abs(x)),
+        lambda m, g, out, x: g / ((1 + abs(x)) * (1 + abs(x))),
+    )
+    mix = cr.defop(
+        "mix_export",
+        lambda m, a, b: a * m.exp(b) - b,
+        lambda m, g, out, a, b: g * m.exp(b),
+        lambda m, g, out, a, b: g * (a * m.exp(b) - 1),
+    )
+    x0, x1 = placeholder("x0"), placeholder("x1")
+    w = Value(0.7, label="w")
+    program = cr.compile(mix(softsign(x0 * w), x1 * 0.5) * w + softsign(x1), [x0, x1])
+    params = list(program.parameters)
+    fn, theta = export().to_jax(program)
+    module = export().to_torch(program)
+    for xs in ([np.array([0.3, -1.2, 2.0]), np.array([1.5, 0.4, -0.8])], [0.3, 1.5]):
+        outs, in_grads, param_grads = reference(program, params, xs)
+        for got_outs, got_theta, got_inputs in (
+            jax_value_and_grads(fn, theta, xs),
+            torch_value_and_grads(module, xs),
+        ):
+            assert all(close(a, b) for a, b in zip(got_outs, outs, strict=True))
+            assert close(got_theta, param_grads)
+            assert all(close(a, b) for a, b in zip(got_inputs, in_grads, strict=True))
