@@ -661,3 +661,16 @@ def test_a_defop_operation_exports_with_its_own_rules(user_ops_restored: None) -
             assert all(close(a, b) for a, b in zip(got_outs, outs, strict=True))
             assert close(got_theta, param_grads)
             assert all(close(a, b) for a, b in zip(got_inputs, in_grads, strict=True))
+
+
+@pytest.mark.parametrize("engine", ["jax", "torch"])
+def test_step_and_sign_at_nan_and_zero_agree_with_the_float_backend(engine: str) -> None:
+    """relu's and abs's slopes at NaN and 0 are conventions: every backend must keep the same ones."""
+    lib = need(engine)
+    backend = getattr(export(), f"{engine}_backend")()
+    points = [math.nan, 0.0, -0.0, 2.0, -2.0]
+    arr = lib.numpy.asarray(points) if engine == "jax" else lib.tensor(points, dtype=lib.float64)
+    for name in ("step", "sign"):
+        got = [float(v) for v in np.asarray(getattr(backend, name)(arr))]
+        want = [getattr(FLOAT, name)(x) for x in points]
+        assert got == want, name

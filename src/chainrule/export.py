@@ -363,8 +363,8 @@ def jax_backend() -> SimpleNamespace:
             sigmoid=jax.nn.sigmoid,
             softplus=lambda x: jnp.logaddexp(0.0, x),
             relu=lambda x: jnp.where(x < 0.0, 0.0, x),  # NaN stays NaN, as in the float backend
-            step=lambda x: jnp.where(x > 0.0, 1.0, 0.0),
-            sign=jnp.sign,
+            step=lambda x: jnp.where(x <= 0.0, 0.0, 1.0),  # 1 at NaN, as the float backend's step
+            sign=lambda x: jnp.where(jnp.isnan(x), 0.0, jnp.sign(x)),  # 0 at NaN, as the float backend
             is_fractional=lambda x: jnp.isfinite(x) & (jnp.mod(x, 1.0) != 0.0),
             xlogy=xlogy,
             matmul=jnp.matmul,
@@ -552,8 +552,8 @@ def torch_backend() -> SimpleNamespace:
             sigmoid=torch.sigmoid,
             softplus=softplus,
             relu=torch.relu,
-            step=lambda x: (x > 0.0).to(x.dtype),
-            sign=torch.sign,
+            step=lambda x: (~(x <= 0.0)).to(x.dtype),  # 1 at NaN, as the float backend's step
+            sign=lambda x: torch.where(torch.isnan(x), torch.zeros_like(x), torch.sign(x)),  # 0 at NaN
             is_fractional=lambda x: torch.isfinite(x) & (torch.remainder(x, 1.0) != 0.0),
             xlogy=xlogy,
             matmul=torch.matmul,
