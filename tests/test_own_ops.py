@@ -554,3 +554,14 @@ def test_tensor_without_numpy_is_a_clear_import_error() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "ImportError chainrule.Tensor needs numpy, which is not installed: pip install numpy" in out.stdout
+
+
+def test_empty_children_make_a_leaf_and_odd_children_are_refused() -> None:
+    np = need("numpy")
+    for empty in ([], set(), ()):
+        v = Value(1.0, empty)
+        assert v._prev == () and v._op == "" and v._fn is None
+    with pytest.raises(TypeError, match="_children must be a tuple, list or set"):
+        Value(1.0, np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"Value\(grad=...\) needs a real number"):
+        Value(1.0, grad=np.array([0.0, 1.0]))

@@ -246,17 +246,17 @@ class Value:
                     f"{type(requires_grad).__name__}: {requires_grad!r}"
                 )
             requires_grad = bool(requires_grad)
-        self.grad: Any = 0.0 if grad == 0.0 and type(grad) is float else _to_float(grad, "Value(grad=...)")
+        self.grad: Any = grad if type(grad) is float else _to_float(grad, "Value(grad=...)")
         self.label = label
         self._a: Any = None
         self._b: Any = None
         self._fn: Op | HandBuilt | None = None
-        if _children == ():
+        children = _check_children(_children)
+        if not children:
             if _op:  # micrograd allows an op on a node without children: a hand-built node of none
                 self._a, self._b, self._fn = (), _MANY, HandBuilt(_op)
             self.requires_grad = requires_grad
             return
-        children = _check_children(_children)
         if _grad_enabled or _recording():
             self._a, self._b, self._fn = children, _MANY, HandBuilt(_op)
             self.requires_grad = requires_grad and any(c.requires_grad for c in children)
@@ -453,6 +453,8 @@ def _no_backward_error(node: Value) -> TypeError:
 
 def _check_children(children: Any) -> tuple[Value, ...]:
     """The children given to a hand-built node, as a tuple of Values, or a TypeError naming the problem."""
+    if type(children) is tuple and not children:  # the default, and the common case: a leaf
+        return children
     if not isinstance(children, _CHILDREN_TYPES):
         raise TypeError(
             f"Value: _children must be a tuple, list or set of Values, got "
