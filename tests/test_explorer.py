@@ -240,25 +240,31 @@ def test_other_refusals_are_clear() -> None:
         x.sqrt().backward()
 
 
-@pytest.mark.parametrize("marker", ["no derivative", "hand_built"])
-def test_a_hand_built_operation_is_refused(marker: str) -> None:
-    class HandBuilt:  # an op object from outside the derivative table
-        name = symbol = "myop"
-        arity = 1
-        hand_built = True
+def test_hand_built_operations_are_replayed_with_their_own_backward() -> None:
+    """A node built by hand (micrograd's way) shows the local derivative its _backward gives."""
+    x = Value(1.5, label="x")
+    cube = Value(x.data**3, (x,), "cube", label="c")
 
-        def derivative(self, i: int) -> None:  # pragma: no cover - never called
-            raise AssertionError
+    def _backward() -> None:
+        x.grad += 3 * x.data**2 * cube.grad
 
-    x = Value(2.0, label="x")
-    y = x.tanh()
-    fn = HandBuilt()
-    if marker == "no derivative":
-        del HandBuilt.derivative
-        HandBuilt.hand_built = False
-    y._fn = fn  # type: ignore[assignment]
-    with pytest.raises(ValueError, match="explore: a value was made by 'myop', an operation outside"):
-        explore(y * 2)
+    cube._backward = _backward
+    sq = Value(x.data * x.data, (x, x), "square", label="s")
+
+    def _square_backward() -> None:
+        x.grad += x.data * sq.grad
+        x.grad += x.data * sq.grad
+
+    sq._backward = _square_backward
+    L = (cube + sq.tanh()) * 2.0
+    L.label = "L"
+    ex = explore(L)
+    L.backward()
+    assert ex.grads[x] == x.grad and ex.grads[cube] == cube.grad
+    assert x.grad != 0.0 and cube.grad == 2.0  # explore left .grad alone: these are backward()'s
+    text = "\n".join(line for step in ex.steps for line in step.lines)
+    assert "dL/dc * dc/dx = 2.0 * 6.75 = 13.5" in text
+    assert "c = cube(x)" in text
 
 
 # --- the page ---------------------------------------------------------------------------------

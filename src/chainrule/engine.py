@@ -878,11 +878,19 @@ def _sweep_floats(order: list[Value], accumulate: bool) -> None:
 
 
 def _hand_step(node: Value, g: float) -> None:
-    """Run a hand-built node's `_backward` closure for gradient `g`, adding its result into `_g`.
+    """Run a hand-built node's `_backward` for gradient `g`, adding what it gives into the inputs' `_g`."""
+    children, contributions = hand_contributions(node, g)
+    for child, d in zip(children, contributions, strict=True):
+        if child.requires_grad:
+            child._g += d
+
+
+def hand_contributions(node: Value, g: float) -> tuple[tuple[Value, ...], list[float]]:
+    """What a hand-built node's `_backward` adds to each of its (distinct) inputs for gradient `g`.
 
     The closure speaks micrograd: it reads `node.grad` and adds into its children's `.grad`. So for
     the length of the call, `node.grad` holds `g` and each child's `.grad` starts from 0; what the
-    closure adds is the child's contribution. Every `.grad` is then put back as it was, so this sweep
+    closure adds is the child's contribution. Every `.grad` is then put back as it was, so the sweep
     keeps its own semantics (twice doubles, each path counted once) whatever the closure does.
     """
     closure = node._fn.backward
@@ -891,23 +899,23 @@ def _hand_step(node: Value, g: float) -> None:
         children = tuple(dict.fromkeys(children))
     if closure is None:
         if not children:
-            return
+            return children, []
         raise _no_backward_error(node)
-    saved = [child.grad for child in children]
-    own = node.grad
-    for child in children:
-        child.grad = 0.0
-    node.grad = g
-    try:
-        closure()
-        contributions = [child.grad for child in children]
-    finally:
-        node.grad = own
-        for child, grad in zip(children, saved, strict=True):
-            child.grad = grad
-    for child, d in zip(children, contributions, strict=True):
-        if child.requires_grad:
-            child._g += d if type(d) is float else _to_float(d, f"the _backward of {node._fn.name}")
+    with GRAD_LOCK:  # the .grad slots are borrowed for the call
+        saved = [child.grad for child in children]
+        own = node.grad
+        for child in children:
+            child.grad = 0.0
+        node.grad = g
+        try:
+            closure()
+            added = [child.grad for child in children]
+        finally:
+            node.grad = own
+            for child, grad in zip(children, saved, strict=True):
+                child.grad = grad
+    name = f"the _backward of {node._fn.name}"
+    return children, [d if type(d) is float else _to_float(d, name) for d in added]
 
 
 def _sweep_values(order: list[Value], accumulate: bool) -> None:

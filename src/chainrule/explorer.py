@@ -27,7 +27,7 @@ from typing import Any
 
 from .backends import FLOAT
 from .drawing import RendererNotFound, _reading_order, render_dot, to_dot
-from .engine import Value, topological_order
+from .engine import Value, hand_contributions, topological_order
 from .errors import DomainError, PlaceholderError
 
 __all__ = ["DEFAULT_MAX_NODES", "MAX_NODES_LIMIT", "Contribution", "Explorer", "Step", "explore"]
@@ -119,12 +119,6 @@ def _check(root: Any, max_nodes: Any, rankdir: Any) -> None:
         )
 
 
-def _hand_built(node: Value) -> bool:
-    """Whether `node` was made by an operation that is not a row of the derivative table."""
-    fn = node._fn
-    return fn is not None and (bool(getattr(fn, "hand_built", False)) or not hasattr(fn, "derivative"))
-
-
 # --- recording ----------------------------------------------------------------------------------
 @dataclass
 class _Node:
@@ -183,13 +177,6 @@ class _Recorder:
         # The drawing's reading order (first operands first) is a topological order too, and the
         # one a learner reads the expression in: a, b, e = a*b, c, d = e + c, ...
         self.forward = _reading_order(root)
-        for node in self.forward:
-            if _hand_built(node):
-                raise ValueError(
-                    f"explore: a value was made by {node._op!r}, an operation outside chainrule's "
-                    f"derivative table (hand-built), so its local derivative is unknown here; "
-                    f"explore replays the table's operations only"
-                )
         try:
             for node in self.forward:
                 node.data  # noqa: B018 - a placeholder raises here
@@ -305,24 +292,12 @@ class _Recorder:
         if fn is None:
             return []
         r, name = self.names[self.root], self.names[node]
-        out = node.data
-        xs = [c.data for c in node._prev]
         contributions = []
-        for i, child in enumerate(node._prev):
+        for child, local, product in self._local_derivatives(node, upstream):
             c = self.names[child]
             if not child.requires_grad:
                 lines.append(f"{c} takes no gradient (a constant): nothing flows into it.")
                 continue
-            rule = fn.derivative(i)
-            try:
-                local = rule(FLOAT, 1.0, out, *xs)
-                product = rule(FLOAT, upstream, out, *xs)  # exactly what backward() adds
-            except (ArithmeticError, ValueError) as exc:
-                raise DomainError(
-                    f"explore: {fn.name}: the derivative is undefined at {tuple(xs)}: {exc}",
-                    op=fn.name,
-                    value=tuple(xs),
-                ) from exc
             accumulates = bool(history[child])
             g[child] += product
             total = g[child]
@@ -338,6 +313,36 @@ class _Recorder:
             lines.append(text)
             contributions.append(Contribution(c, upstream, local, product, total, accumulates, text))
         return contributions
+
+    @staticmethod
+    def _local_derivatives(node: Value, upstream: float) -> list[tuple[Value, float, float]]:
+        """(input, local derivative, upstream * local as backward() adds it) for each input of `node`.
+
+        A table op's come from its derivative rules; a hand-built node's from running its own
+        `_backward` on its own (for gradient 1, then for the real one), as backward() runs it.
+        """
+        fn = node._fn
+        if fn.hand_built:
+            children, local = hand_contributions(node, 1.0)
+            _, product = hand_contributions(node, upstream)
+            return list(zip(children, local, product, strict=True))
+        out = node.data
+        xs = [c.data for c in node._prev]
+        found = []
+        for i, child in enumerate(node._prev):
+            if not child.requires_grad:
+                found.append((child, 0.0, 0.0))
+                continue
+            rule = fn.derivative(i)
+            try:
+                found.append((child, rule(FLOAT, 1.0, out, *xs), rule(FLOAT, upstream, out, *xs)))
+            except (ArithmeticError, ValueError) as exc:
+                raise DomainError(
+                    f"explore: {fn.name}: the derivative is undefined at {tuple(xs)}: {exc}",
+                    op=fn.name,
+                    value=tuple(xs),
+                ) from exc
+        return found
 
     def _finish(self, history: dict[Value, list[tuple[int, float]]], end: int) -> None:
         r = self.names[self.root]
