@@ -93,3 +93,12 @@ def test_graphs_pickled_together_share_their_leaves() -> None:
     a, b = w * 3.0, (w + 1.0).tanh()
     a2, b2 = pickle.loads(pickle.dumps([a, b]))
     assert a2._prev[0] is b2._prev[0]._prev[0]  # one w, as before pickling
+
+
+def test_copy_is_shallow() -> None:
+    a = Value(2.0, label="a")
+    y = a * 3.0 + a
+    z = copy.copy(y)
+    assert z is not y and z.data == y.data and z._prev == y._prev and z._prev[1] is a
+    p = copy.copy(placeholder("p"))
+    assert p.label == "p" and isinstance(p, chainrule.engine.Symbolic)

@@ -368,6 +368,16 @@ class Value:
         return self.data
 
     # --- copying: iterative, so that a long chain copies without recursion ---------------------
+    def __copy__(self) -> Value:
+        # A shallow copy: a new node with the same data, label, op and the same inputs.
+        twin = _new(type(self))
+        for slot in ("_data", "grad", "label", "requires_grad", "_a", "_b", "_fn"):
+            if hasattr(self, slot):
+                setattr(twin, slot, getattr(self, slot))
+        if twin._fn is not None and twin._fn.hand_built:
+            twin._fn = HandBuilt(twin._fn.symbol, twin._fn.backward)
+        return twin
+
     def __deepcopy__(self, memo: dict[int, Any]) -> Value:
         return _copy_graph(self, memo)
 
