@@ -90,7 +90,12 @@ def _operator(op: Op, reflected: bool) -> Callable[[Value, Any], Value]:
 
     def method(self: Value, other: Any) -> Value:
         if isinstance(other, Value):
-            a, b = (other, self) if reflected else (self, other)
+            if reflected:
+                a = other
+                b = self
+            else:
+                a = self
+                b = other
             try:
                 x = a._data
                 y = b._data
@@ -109,9 +114,13 @@ def _operator(op: Op, reflected: bool) -> Callable[[Value, Any], Value]:
                 leaf = _leaf(number)
                 return _symbolic(op, (leaf, self) if reflected else (self, leaf))
             if reflected:
-                a, b, x, y = number, self, number, mine
+                a = x = number
+                b = self
+                y = mine
             else:
-                a, b, x, y = self, number, mine, number
+                a = self
+                x = mine
+                b = y = number
             requires_grad = self.requires_grad
         if invalid is not None and invalid(FLOAT, x, y):
             op.check(FLOAT, x, y)
