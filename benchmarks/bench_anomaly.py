@@ -50,13 +50,17 @@ def run_mode(mode: str, repeat: int, steps: int) -> dict[str, object]:
     """Time the workload in this process, set up for `mode`; return the best time per step."""
     import chainrule.engine as engine
 
-    originals = (engine._observer, engine._sweep_floats, engine._sweep_values)
+    originals = (engine.mode.STATE.observer, engine.fast_sweep.sweep_floats, engine.chain_rule.sweep)
     if mode in ("off", "on"):
         from chainrule import detect_anomaly
 
         with detect_anomaly():
             pass
-    untouched = (engine._observer, engine._sweep_floats, engine._sweep_values) == originals
+    untouched = (
+        engine.mode.STATE.observer,
+        engine.fast_sweep.sweep_floats,
+        engine.chain_rule.sweep,
+    ) == originals
     if mode == "on":
         from chainrule import detect_anomaly
 

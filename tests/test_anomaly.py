@@ -15,7 +15,7 @@ from chainrule.anomaly import is_anomaly_enabled
 
 def _engine_functions() -> tuple[object, ...]:
     """The engine's seam and sweeps: detect_anomaly fills the seam and never replaces a function."""
-    return (engine._observer, engine._sweep_floats, engine._sweep_values)
+    return (engine.mode.STATE.observer, engine.fast_sweep.sweep_floats, engine.chain_rule.sweep)
 
 
 def test_forward_overflow_names_the_op_inputs_and_line() -> None:
@@ -120,7 +120,7 @@ def test_everything_is_restored_after_the_block_and_after_an_exception() -> None
     assert not is_anomaly_enabled()
     with detect_anomaly():
         assert is_anomaly_enabled()
-        assert engine._observer is not None  # the seam holds the observer while a block is open
+        assert engine.mode.STATE.observer is not None  # the seam holds the observer while a block is open
         assert _engine_functions()[1:] == before[1:]
         with detect_anomaly():  # nested: leaving the inner block keeps checking on
             pass

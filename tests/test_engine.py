@@ -14,7 +14,7 @@ import pytest
 
 import chainrule
 from chainrule import DomainError, Value, no_grad
-from chainrule.engine import backprop, topological_order
+from chainrule.engine import gradients, topological_order
 from conftest import need
 
 
@@ -105,7 +105,7 @@ def test_op_symbols() -> None:
     }
     for symbol, node in cases.items():
         assert node._op == symbol
-        assert node._fn is not None and node._fn.symbol == symbol
+        assert node._operation is not None and node._operation.symbol == symbol
 
 
 def test_every_operator_and_reflected_form_mixes_numbers() -> None:
@@ -132,7 +132,9 @@ def test_graphs_survive_deepcopy_and_pickle() -> None:
     for copy_of in (copy.deepcopy(out), pickle.loads(pickle.dumps(out))):
         nodes = topological_order(copy_of)
         assert [n._op for n in nodes] == [n._op for n in topological_order(out)]
-        assert all(n._fn is None or n._fn is chainrule.OPS[n._fn.name] for n in nodes)  # same table rows
+        assert all(
+            n._operation is None or n._operation is chainrule.OPS[n._operation.name] for n in nodes
+        )  # same table rows
         copy_of.backward()
         assert [n.grad for n in nodes if not n._prev] != [0.0] * 3
     out.backward()
@@ -313,13 +315,13 @@ def test_topological_order_puts_inputs_before_users() -> None:
     assert order[-1] is e
 
 
-def test_backprop_leaves_fresh_gradients_in_g_without_touching_grad() -> None:
+def test_gradients_gives_fresh_gradients_without_touching_grad() -> None:
     x = Value(3.0)
     y = x * x
     y.grad = 5.0
-    order = backprop(y, accumulate=False)
-    assert x._g == 6.0 and y._g == 1.0 and x.grad == 0.0 and y.grad == 5.0
-    assert order[-1] is y
+    grads = gradients(y)
+    assert grads[x] == 6.0 and grads[y] == 1.0 and x.grad == 0.0 and y.grad == 5.0
+    assert list(grads)[-1] is y
 
 
 # --- deep graphs ---------------------------------------------------------------------------------

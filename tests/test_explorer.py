@@ -148,7 +148,9 @@ def test_every_table_operation_gives_backwards_gradients() -> None:
         out.label = "out"
         return out, {"x": x, "y": y}
 
-    ops_used = {node._fn.name for node in drawing._reading_order(make()[0]) if node._fn is not None}
+    ops_used = {
+        node._operation.name for node in drawing._reading_order(make()[0]) if node._operation is not None
+    }
     assert ops_used == {op.name for op in cr.TABLE}  # the test covers every row of the table
     root, named = make()
     ex = explore(root)

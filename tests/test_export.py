@@ -74,7 +74,7 @@ def reference(
     for p in params:
         p.grad = 0.0
     value, grads = program.value_and_grad(*xs)
-    outs = [value] if program._single else list(value)
+    outs = [value] if program.single else list(value)
     return outs, list(grads), [p.grad for p in program.parameters]
 
 

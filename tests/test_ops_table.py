@@ -146,7 +146,7 @@ def test_value_api_matches_torch(op: Op, point: Point | None) -> None:
     want_out, want_grads = torch_reference(op, point)
     args = [Value(x) if i in point.inputs() else x for i, x in enumerate(point.xs)]
     out = case(op).spell(*args)
-    assert out._fn is op, f"{op.name}'s spelling made a {out._fn} node"
+    assert out._operation is op, f"{op.name}'s spelling made a {out._operation} node"
     assert close(out.data, want_out)
     out.backward()
     for i, want in want_grads.items():

@@ -115,7 +115,7 @@ def test_no_grad_left_out_of_order_by_two_threads_switches_nothing_off_for_good(
         t.join(10)
     assert chainrule.is_grad_enabled()
     assert (Value(1.0) * Value(2.0)).requires_grad
-    assert chainrule.engine._grad_enabled  # the fast path is back on
+    assert chainrule.engine.mode.STATE.recording_everywhere  # the fast path is back on
 
 
 def test_detect_anomaly_is_per_thread() -> None:
@@ -140,7 +140,7 @@ def test_detect_anomaly_is_per_thread() -> None:
     leave.set()
     t.join(10)
     assert isinstance(outcome.get("error"), AnomalyError)
-    assert chainrule.engine._observer is None
+    assert chainrule.engine.mode.STATE.observer is None
 
 
 def test_many_threads_building_and_differentiating_separately_agree_with_serial() -> None:

@@ -6,10 +6,11 @@ operation whose *inputs are finite* but whose result is not raises `AnomalyError
 inputs and the line of your code that created the node. NaN or inf that you put into the data
 yourself is not an anomaly of any op: it propagates silently, as IEEE arithmetic says it should.
 
-It costs nothing when off. The engine has one declared seam for this, `chainrule.engine._observer`:
+It costs nothing when off. The engine has one declared seam for this, `chainrule.engine.set_observer`:
 while any thread is inside a block it holds an observer that sees every node an operation makes and
-picks the backward sweeps. The mode is per thread, as in PyTorch: the observer checks only the nodes
-and sweeps of the threads inside a block, and leaves the seam empty again when the last block in the
+gives backward passes their checking hook, so that they run the reference sweep with checks. The
+mode is per thread, as in PyTorch: the observer checks only the nodes and sweeps of the threads
+inside a block, and leaves the seam empty again when the last block in the
 process exits (also after an exception).
 
 It covers the eager `Value` engine, not compiled `Program`s.
@@ -26,12 +27,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import engine
-from .backends import FLOAT, VALUE
-from .engine import Value
+from .engine import Value, set_observer
 from .ops import Op
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(engine.__file__)) + os.sep
+# the chainrule package's folder: frames inside it are chainrule's own, not the user's code
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 _local = threading.local()  # .depth: nesting depth of detect_anomaly() blocks in this thread
 _lock = threading.Lock()
@@ -69,7 +69,7 @@ def detect_anomaly() -> Iterator[None]:
     _local.depth = _depth() + 1
     with _lock:
         _blocks += 1
-        engine._observer = _OBSERVER
+        set_observer(_OBSERVER)
     try:
         yield
     finally:
@@ -77,7 +77,7 @@ def detect_anomaly() -> Iterator[None]:
         with _lock:
             _blocks -= 1
             if _blocks == 0:
-                engine._observer = None
+                set_observer(None)
                 _sites.clear()
 
 
@@ -97,7 +97,7 @@ class _Observer:
         """Check a node just made by `op` from `inputs` (in threads inside a block only)."""
         if not _depth():
             return
-        data = node._data
+        data = node.data
         if not math.isfinite(data) and all(math.isfinite(x) for x in inputs):
             site = _user_site()
             raise AnomalyError(
@@ -111,11 +111,9 @@ class _Observer:
             )
         _sites[id(node)] = _user_site()
 
-    def sweeps(self, floats: Any, values: Any) -> tuple[Any, Any]:
-        """The backward sweeps for this thread: the checking ones inside a block."""
-        if not _depth():
-            return floats, values
-        return _checked_sweep_floats, _checked_sweep_values
+    def checks(self) -> _Checks | None:
+        """The backward sweep's checking hook for this thread: the checks inside a block, else None."""
+        return _CHECKS if _depth() else None
 
 
 _OBSERVER = _Observer()
@@ -144,13 +142,13 @@ def _show(xs: tuple[float, ...]) -> str:
     return "inputs (" + ", ".join(repr(x) for x in xs) + ")"
 
 
-# --- backward: every contribution is checked as it is made ---------------------------------------
+# --- backward: the reference sweep's checking hook --------------------------------------------------
 def _number(x: Any) -> float:
     return x.data if isinstance(x, Value) else x
 
 
 def _backward_anomaly(node: Value, i: int, g: Any, result: Any, summing: bool) -> AnomalyError:
-    op = node._fn
+    op = node._operation
     assert op is not None
     inputs = tuple(c.data for c in node._prev)
     site = _sites.get(id(node))
@@ -167,70 +165,31 @@ def _backward_anomaly(node: Value, i: int, g: Any, result: Any, summing: bool) -
     )
 
 
-def _checked_sweep(order: list[Value], accumulate: bool, graph: bool) -> None:
-    """The engine's backward sweep, written plainly, checking each contribution for NaN and inf.
+class _Checks:
+    """The reference sweep's `check` hook: the first contribution that turns finite into NaN/inf raises.
 
-    With `graph`, gradients are Values (create_graph=True) and the rules run on the VALUE backend.
+    Only an op whose inputs and incoming gradient are finite can be blamed; a NaN or inf that was
+    already there propagates silently, as IEEE arithmetic says it should.
     """
-    m = VALUE if graph else FLOAT
-    isfinite = math.isfinite
-    node = None
-    try:
-        for node in reversed(order):
-            g = node._g
-            if g is None:
-                continue
-            if accumulate:
-                if graph:  # as the engine does: no needless "0.0 + g" node in the gradient graph
-                    node.grad = g if type(node.grad) is float and node.grad == 0.0 else node.grad + g
-                else:
-                    node.grad += g
-            op = node._fn
-            if op is None:
-                continue
-            if op.hand_built:  # the user's own closure: run it as the engine does, then check it
-                if graph:
-                    raise engine._not_twice_error(node)
-                engine._hand_step(node, g)
-                continue
-            children = node._prev
-            out = node if graph else node.data
-            xs = children if graph else [c.data for c in children]
-            # Only an op whose inputs and incoming gradient are finite can be blamed.
-            clean = isfinite(_number(g)) and all(isfinite(c.data) for c in children)
-            for i, child in enumerate(children):
-                if not child.requires_grad:
-                    continue
-                before = child._g
-                summing = False
-                try:
-                    d = op.derivative(i)(m, g, out, *xs)
-                    if clean and not isfinite(_number(d)):
-                        raise _backward_anomaly(node, i, g, d, summing=False)
-                    summing = True
-                    total = d if before is None else before + d
-                except AnomalyError as exc:
-                    if exc.phase == "backward":
-                        raise
-                    # A node of the gradient graph (create_graph=True) blew up: blame this op's rule.
-                    raise _backward_anomaly(node, i, g, exc.output, summing) from exc
-                if (
-                    clean
-                    and not isfinite(_number(total))
-                    and before is not None
-                    and isfinite(_number(before))
-                ):
-                    raise _backward_anomaly(node, i, g, total, summing=True)
-                child._g = total
-    except AnomalyError:
-        raise
-    except (ArithmeticError, ValueError) as exc:
-        engine._explain_failed_rule(exc, node)
+
+    def _clean(self, node: Value, g: Any) -> bool:
+        return math.isfinite(_number(g)) and all(math.isfinite(c.data) for c in node._prev)
+
+    def contribution(self, node: Value, i: int, g: Any, d: Any, before: Any, total: Any) -> None:
+        if math.isfinite(_number(d)) and math.isfinite(_number(total)):
+            return
+        if node._operation.hand_built or not self._clean(node, g):
+            return
+        if not math.isfinite(_number(d)):
+            raise _backward_anomaly(node, i, g, d, summing=False)
+        if before is not None and math.isfinite(_number(before)):
+            raise _backward_anomaly(node, i, g, total, summing=True)
+
+    def failed(self, node: Value, g: Any, exc: BaseException) -> None:
+        # A node of the gradient graph (create_graph=True) blew up while a rule of `node` built it:
+        # blame this op's rule, in the backward pass.
+        if isinstance(exc, AnomalyError) and exc.phase == "forward":
+            raise _backward_anomaly(node, 0, g, exc.output, summing=False) from exc
 
 
-def _checked_sweep_floats(order: list[Value], accumulate: bool) -> None:
-    _checked_sweep(order, accumulate, graph=False)
-
-
-def _checked_sweep_values(order: list[Value], accumulate: bool) -> None:
-    _checked_sweep(order, accumulate, graph=True)
+_CHECKS = _Checks()

@@ -179,12 +179,12 @@ def _body(
             fields.append(f"grad {_number(grads.get(node, node.grad) if grads else node.grad)}")
         attrs = [f'label="{{ {" | ".join(fields)} }}"']
         if highlight:
-            if node._fn is None:
+            if node._operation is None:
                 attrs.append(_LEAF_STYLE if node.requires_grad else _CONST_STYLE)
             if node is root:
                 attrs.append(_ROOT_STYLE)
         lines.append(f"\t{uid} [{' '.join(attrs)}]")
-        if node._fn is not None:
+        if node._operation is not None:
             op_id = f"{uid}_op"
             symbol = _escape_string(node._op)
             lines.append(f'\t{op_id} [label="{symbol}" shape=ellipse]')

@@ -27,7 +27,7 @@ from typing import Any
 
 from .backends import FLOAT
 from .drawing import RendererNotFound, _reading_order, render_dot, to_dot
-from .engine import Value, hand_contributions, topological_order
+from .engine import Value, hand_built_contributions, topological_order
 from .errors import DomainError, PlaceholderError
 
 __all__ = ["DEFAULT_MAX_NODES", "MAX_NODES_LIMIT", "Contribution", "Explorer", "Step", "explore"]
@@ -136,7 +136,7 @@ class _Node:
 
 def _expression(node: Value, names: dict[Value, str], values: bool = False) -> str:
     """How `node` was made, with its inputs' names (or their values): 'a * b', 'tanh(n)', 'sum(...)'."""
-    fn = node._fn
+    fn = node._operation
     assert fn is not None
     args = [_fmt(c.data) if values else names[c] for c in node._prev]
     if fn.arity == 2 and fn.symbol in _INFIX:
@@ -157,7 +157,7 @@ def _names(order: list[Value], ids: dict[Value, str]) -> tuple[dict[Value, str],
         if node.label:
             names[node] = " ".join(node.label.split())  # a label's line breaks become spaces
             continue
-        if node._fn is None and not node.requires_grad:  # an unnamed constant goes by its number
+        if node._operation is None and not node.requires_grad:  # an unnamed constant goes by its number
             names[node] = generated[node] = _fmt(node.data)
             continue
         name = ids[node]
@@ -194,7 +194,7 @@ class _Recorder:
         self.grads: dict[Value, float] = {}
 
     def _node(self, node: Value) -> _Node:
-        if node._fn is not None:
+        if node._operation is not None:
             how = _expression(node, self.names)
         else:
             how = "input" if node.requires_grad else "constant"
@@ -229,7 +229,7 @@ class _Recorder:
         for k, node in enumerate(self.forward, 1):
             name = self.names[node]
             value = _fmt(node.data)
-            if node._fn is None:
+            if node._operation is None:
                 kind = (
                     "an input: a leaf that takes a gradient"
                     if node.requires_grad
@@ -251,7 +251,7 @@ class _Recorder:
         g: dict[Value, float] = {node: 0.0 for node in sweep}
         g[root] = 1.0
         history: dict[Value, list[tuple[int, float]]] = {node: [] for node in sweep}
-        nodes_with_steps = [node for node in reversed(sweep) if node._fn is not None or node is root]
+        nodes_with_steps = [node for node in reversed(sweep) if node._operation is not None or node is root]
         total = len(nodes_with_steps)
         for k, node in enumerate(nodes_with_steps, 1):
             name = self.names[node]
@@ -262,7 +262,7 @@ class _Recorder:
                 lines = [f"{_d(r)}/{_d(name)} = {_fmt(upstream)} is complete: every value made from {name} "
                          f"has passed its gradient back."]  # fmt: skip
             title = f"Backward {k} of {total}: {name}"
-            if node._fn is not None:
+            if node._operation is not None:
                 title += f" = {_expression(node, self.names)}"
             contributions = self._contributions(node, upstream, g, history, len(self.steps), lines)
             touched = [c for c in node._prev if c.requires_grad]
@@ -288,7 +288,7 @@ class _Recorder:
         step: int,
         lines: list[str],
     ) -> list[Contribution]:
-        fn = node._fn
+        fn = node._operation
         if fn is None:
             return []
         r, name = self.names[self.root], self.names[node]
@@ -321,11 +321,11 @@ class _Recorder:
         A table op's come from its derivative rules; a hand-built node's from running its own
         `_backward` on its own (for gradient 1, then for the real one), as backward() runs it.
         """
-        fn = node._fn
+        fn = node._operation
         if fn.hand_built:
-            children, local = hand_contributions(node, 1.0)
-            _, product = hand_contributions(node, upstream)
-            return list(zip(children, local, product, strict=True))
+            local = hand_built_contributions(node, 1.0)
+            product = hand_built_contributions(node, upstream)
+            return [(child, d1, d) for (_, child, d1), (_, _, d) in zip(local, product, strict=True)]
         out = node.data
         xs = [c.data for c in node._prev]
         found = []
@@ -346,7 +346,7 @@ class _Recorder:
 
     def _finish(self, history: dict[Value, list[tuple[int, float]]], end: int) -> None:
         r = self.names[self.root]
-        leaves = [node for node in self.forward if node._fn is None and node.requires_grad]
+        leaves = [node for node in self.forward if node._operation is None and node.requires_grad]
         lines = [f"{_d(r)}/{_d(self.names[leaf])} = {_fmt(self.grads[leaf])}" for leaf in leaves]
         self.add(
             Step(

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import engine
-from .engine import Value, backprop, constant
-from .errors import GradcheckError
+from .engine import Value, constant, gradients
+from .errors import BackwardClosureError, GradcheckError
 
 Argnums = int | Sequence[int]
 
@@ -128,20 +128,11 @@ class _Call:
 
     def gradients(self, out: Any) -> Any:
         """d(out)/d(each chosen argument): a float/Value, or a tuple of them for tuple argnums."""
-        leaves = self.leaves.values()
-        for leaf in leaves:
-            # Arguments the output does not depend on are not visited by backprop: preset their
-            # gradient (and clear whatever an earlier sweep left there).
-            leaf._g = None
-        order = []
+        found: dict[Value, Any] = {}
         if isinstance(out, Value) and out.requires_grad:
-            order = backprop(out, accumulate=False, create_graph=self.graph)
-        grads = tuple(self._read(self.leaves[i]._g) for i in self.positions)
-        if self.graph:
-            # A gradient Value refers back to the nodes it was computed from; leaving it in their
-            # `_g` would make reference cycles that only the cyclic garbage collector could free.
-            for node in order:
-                node._g = None
+            found = gradients(out, create_graph=self.graph)
+        # Arguments the output does not depend on are not reached by the sweep: their gradient is 0.
+        grads = tuple(self._read(found.get(self.leaves[i])) for i in self.positions)
         return grads[0] if self.single else grads
 
     def _read(self, g: Any) -> Any:
@@ -309,7 +300,11 @@ def gradcheck(
     every = tuple(range(len(xs)))
     first = grad(f, argnums=every)
 
-    rows = list(zip(names, first(*xs), numerical_grad(f, *xs, h=h), strict=True))
+    try:
+        analytic = first(*xs)
+    except BackwardClosureError as exc:  # a hand-built _backward that overwrote a .grad: say so here
+        raise GradcheckError(f"gradcheck: {exc}") from exc
+    rows = list(zip(names, analytic, numerical_grad(f, *xs, h=h), strict=True))
     if order == 2:
         hess = hessian(f, argnums=every)(*xs)
         gradient = lambda ys: first(*ys)  # noqa: E731 - the analytic gradient, as floats

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .errors import DomainError
+from .errors import DomainError, outside_domain
 
 Rule = Callable[..., Any]
 
@@ -65,10 +65,7 @@ class Op:
         bad = self.invalid(m, *xs)
         if bad is False or (bad is not True and not bad.any()):
             return
-        message = f"{self.name}: requires {self.domain_text}, got {_show_offender(xs, bad)}"
-        if self.error is DomainError:
-            raise DomainError(message, op=self.name, value=xs)
-        raise self.error(message)
+        raise outside_domain(self.name, self.domain_text, _show_offender(xs, bad), xs, self.error)
 
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
@@ -77,7 +74,9 @@ class Op:
         # A table op is copied and pickled by name (its rules are lambdas, which pickle cannot
         # store), so a deep-copied or unpickled graph points at the same rows of the table.
         if OPS.get(self.name) is self:
-            return (_op_named, (self.name,))
+            return (op_named, (self.name,))
+        if TENSOR_OPS_BY_NAME.get(self.name) is self:
+            return (tensor_op_named, (self.name,))
         fields = (self.name, self.symbol, self.arity, self.forward, self.derivatives, self.doc)
         extra = (self.invalid, self.domain_text, self.error, self.linear, self.bilinear, self.method)
         return (Op, (*fields, *extra))
@@ -184,7 +183,7 @@ TABLE: tuple[Op, ...] = (
 OPS: dict[str, Op] = {op.name: op for op in TABLE}
 
 
-def _op_named(name: str) -> Op:
+def op_named(name: str) -> Op:
     """The table's op called `name` (how ops are unpickled)."""
     return OPS[name]
 
@@ -242,7 +241,7 @@ TENSOR_OPS: tuple[Op, ...] = (
         _matmul_grad_a,
         _matmul_grad_b,
         doc="a @ b, the matrix product (a vector operand is a row on the left, a column on the right)"),
-    _op("sum", "sum", 1, lambda m, a, *, axis, keepdims: m.sum(a, axis=axis, keepdims=keepdims),
+    _op("axis_sum", "sum", 1, lambda m, a, *, axis, keepdims: m.sum(a, axis=axis, keepdims=keepdims),
         lambda m, g, out, a, *, axis, keepdims: _unreduce(m, g, a, axis, keepdims),
         doc="the sum of the entries, over all axes or the given ones"),
     _op("mean", "mean", 1, lambda m, a, *, axis, keepdims: m.mean(a, axis=axis, keepdims=keepdims),
@@ -258,3 +257,8 @@ TENSOR_OPS: tuple[Op, ...] = (
 # fmt: on
 
 TENSOR_OPS_BY_NAME: dict[str, Op] = {op.name: op for op in TENSOR_OPS}
+
+
+def tensor_op_named(name: str) -> Op:
+    """The tensor-only op called `name` (how they are unpickled)."""
+    return TENSOR_OPS_BY_NAME[name]

@@ -10,9 +10,11 @@ What arrays add to the scalar engine is broadcasting: `x (3, 1) + y (1, 4)` is a
 each entry of x is used four times. Its gradient is therefore the sum over those four uses, so after a
 rule has run, `_unbroadcast` sums the gradient back down to the input's shape.
 
-A node uses the same slots as `Value` (`_a`, `_b`, `_fn`, `requires_grad`, `_g`), so the graph
-traversal is `chainrule.engine.topological_order`, shared with the scalar engine. A node also keeps
-`_kw`, the parameters of its op (an axis, a shape), which its forward and derivative rules both take.
+A node is a `chainrule.engine.Node` like `Value` (the same slots for its inputs and its operation), so
+the graph walks and the chain rule are the engine's own: `backward()` is the reference sweep
+(`chainrule.engine.sweep`) with the reference step for a table row (`rule_contributions`) followed by
+the broadcasting rule. A node also keeps `_kw`, the parameters of its op (an axis, a shape), which its
+forward and derivative rules both take.
 """
 
 from __future__ import annotations
@@ -23,16 +25,38 @@ from typing import Any
 import numpy as np
 
 from .backends import numpy_backend
-from .engine import GRAD_LOCK, attach_table_methods, is_grad_enabled, topological_order
+from .engine import (
+    GRAD_LOCK,
+    Node,
+    attach_table_methods,
+    is_grad_enabled,
+    rule_contributions,
+    sweep,
+    topological_order,
+)
 from .errors import DomainError
 from .ops import TENSOR_OPS_BY_NAME, Op
 
 _M = numpy_backend()
 _NO_KW: dict[str, Any] = {}  # the parameters of an op that has none, shared (never modified)
-_MATMUL, _SUM, _MEAN = TENSOR_OPS_BY_NAME["matmul"], TENSOR_OPS_BY_NAME["sum"], TENSOR_OPS_BY_NAME["mean"]
+_MATMUL, _SUM, _MEAN = (
+    TENSOR_OPS_BY_NAME["matmul"],
+    TENSOR_OPS_BY_NAME["axis_sum"],
+    TENSOR_OPS_BY_NAME["mean"],
+)
 _RESHAPE, _TRANSPOSE = TENSOR_OPS_BY_NAME["reshape"], TENSOR_OPS_BY_NAME["transpose"]
 
 ArrayLike = Any  # a number, a (nested) list of numbers, a numpy array or a Tensor
+
+
+class _Comparison:
+    """What `_operand` needs to name a comparison in its error message (comparisons are no table rows)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_COMPARE = {name: _Comparison(name) for name in ("eq", "ne", "lt", "le", "gt", "ge")}
 
 
 def _as_array(x: Any, what: str, copy: bool = False) -> np.ndarray:
@@ -87,7 +111,7 @@ def _constant(data: np.ndarray) -> Tensor:
     out.label = ""
     out.requires_grad = False
     out._grad = None
-    out._a = out._b = out._fn = out._g = None
+    out._a = out._b = out._operation = out._g = None
     out._kw = _NO_KW
     return out
 
@@ -108,11 +132,11 @@ def _apply(op: Op, inputs: tuple[Tensor, ...], kw: dict[str, Any] = _NO_KW) -> T
         out.requires_grad = any(t.requires_grad for t in inputs)
         out._a = inputs[0]
         out._b = inputs[1] if len(inputs) == 2 else None
-        out._fn = op
+        out._operation = op
         out._kw = kw
     else:  # no_grad(): a value, not a node
         out.requires_grad = False
-        out._a = out._b = out._fn = None
+        out._a = out._b = out._operation = None
         out._kw = _NO_KW
     return out
 
@@ -185,11 +209,11 @@ def _unary(op: Op) -> Callable[[Tensor], Tensor]:
     return method
 
 
-class Tensor:
+class Tensor(Node):
     """An array of float64 numbers that records the operations applied to it, so gradients can flow back."""
 
-    # The same slots as Value (see engine.py): leaf: _a = _b = None; one input: _a; two inputs: _a, _b.
-    __slots__ = ("data", "label", "requires_grad", "_grad", "_a", "_b", "_fn", "_kw", "_g")
+    # Node's slots (chainrule/engine/layout.py): leaf: _a = _b = None; one input: _a; two inputs: _a, _b.
+    __slots__ = ("data", "label", "_kw")
 
     # numpy leaves `array + tensor` to Tensor.__radd__ (instead of trying to add entry by entry).
     __array_ufunc__ = None
@@ -201,7 +225,7 @@ class Tensor:
         self._grad: np.ndarray | None = None
         self._a: Any = None
         self._b: Any = None
-        self._fn: Op | None = None
+        self._operation: Op | None = None
         self._kw = _NO_KW
         self._g: Any = None
 
@@ -243,7 +267,7 @@ class Tensor:
     @property
     def _op(self) -> str:
         """The symbol of the op that made this node ('' for a leaf), as micrograd names it."""
-        return self._fn.symbol if self._fn is not None else ""
+        return self._operation.symbol if self._operation is not None else ""
 
     def item(self) -> float:
         """The single number in a one-entry Tensor (a loss), as a float."""
@@ -264,6 +288,38 @@ class Tensor:
     # --- elementwise arithmetic: each operator is a row of the scalar table --------------------
     # Every row of the derivative table becomes an operator or method here, as it does on Value:
     # they are attached right after the class (`attach_table_methods`).
+
+    # --- comparisons: entry by entry, as numpy and torch do; a comparison takes no gradient ------
+    # (the node itself is still hashed by identity, so Tensors go into sets and dicts as graph nodes)
+    __hash__ = object.__hash__
+
+    def _compare(self, other: Any, how: Callable[[Any, Any], Any], name: str) -> np.ndarray:
+        theirs = other.data if isinstance(other, Tensor) else _operand(other, _COMPARE[name]).data
+        return np.asarray(how(self.data, theirs))
+
+    def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+        """Entry by entry `self == other`: a numpy bool array (no gradient flows through it)."""
+        return self._compare(other, np.equal, "eq")
+
+    def __ne__(self, other: Any) -> np.ndarray:  # type: ignore[override]
+        """Entry by entry `self != other`: a numpy bool array."""
+        return self._compare(other, np.not_equal, "ne")
+
+    def __lt__(self, other: Any) -> np.ndarray:
+        """Entry by entry `self < other`: a numpy bool array."""
+        return self._compare(other, np.less, "lt")
+
+    def __le__(self, other: Any) -> np.ndarray:
+        """Entry by entry `self <= other`: a numpy bool array."""
+        return self._compare(other, np.less_equal, "le")
+
+    def __gt__(self, other: Any) -> np.ndarray:
+        """Entry by entry `self > other`: a numpy bool array."""
+        return self._compare(other, np.greater, "gt")
+
+    def __ge__(self, other: Any) -> np.ndarray:
+        """Entry by entry `self >= other`: a numpy bool array."""
+        return self._compare(other, np.greater_equal, "ge")
 
     def __pos__(self) -> Tensor:
         return self
@@ -350,16 +406,13 @@ class Tensor:
                 raise ValueError(
                     f"backward: grad has shape {seed.shape} but the Tensor has shape {self.shape}"
                 )
-        with GRAD_LOCK:  # graphs in other threads may share parameters (their _g and .grad)
-            order = topological_order(self, only_requiring_grad=True)
-            for node in order:
-                node._g = None
-            self._g = seed
-            try:
-                _sweep(order)
-            finally:
-                for node in order:  # the gradients live on in .grad; do not keep a second copy alive
-                    node._g = None
+        with GRAD_LOCK, np.errstate(all="ignore"):  # graphs in other threads may share parameters
+            # IEEE arithmetic as the float engine does it: inf, not warnings
+            grads = sweep(self, seed, topological_order(self, only_requiring_grad=True), step=_step)
+            # every gradient is known: only now does any .grad change (a failing rule changes none)
+            for node, g in grads.items():
+                grad = node.grad  # made as zeros on first use
+                grad += g
 
     def zero_grad(self) -> None:
         """Set `.grad` to zeros on this node and every node below it."""
@@ -370,27 +423,23 @@ class Tensor:
 attach_table_methods(Tensor, _binary, _unary)
 
 
-def _sweep(order: list[Tensor]) -> None:
-    """The reverse sweep: each node's gradient is complete when reached, so pass it on to its inputs."""
-    # Mirrors engine._sweep_floats, on arrays. A gradient array is never changed in place once made (a
-    # rule such as add's returns g itself, shared between nodes); only `.grad`, our own, is added into.
-    m = _M
-    with np.errstate(all="ignore"):  # IEEE arithmetic as the float engine does it: inf, not warnings
-        for node in reversed(order):
-            g = node._g
-            if g is None:
-                continue
-            grad = node.grad  # made as zeros on first use
-            grad += g
-            op = node._fn
-            if op is None:
-                continue
-            inputs = node._prev
-            xs = [t.data for t in inputs]
-            for i, child in enumerate(inputs):
-                if child.requires_grad:  # False if it was switched off after the graph was built
-                    d = _unbroadcast(op.derivative(i)(m, g, node.data, *xs, **node._kw), child.shape)
-                    child._g = d if child._g is None else child._g + d
+def _step(node: Tensor, g: np.ndarray, graph: bool = False) -> list[tuple[int, Tensor, np.ndarray]]:
+    """The reference step for a Tensor node: its row's rules on arrays, summed down to each input's shape.
+
+    A gradient array is never changed in place once made (a rule such as add's returns g itself,
+    shared between nodes); only `.grad`, our own, is added into.
+    """
+    op = node._operation
+    if op is None:
+        return []
+    inputs = node._prev
+    wanted = [t.requires_grad for t in inputs]  # False if switched off after the graph was built
+    found = rule_contributions(op, g, node.data, [t.data for t in inputs], wanted, _M, node._kw)
+    return [
+        (i, t, _unbroadcast(d, t.shape))
+        for i, (t, d, w) in enumerate(zip(inputs, found, wanted, strict=True))
+        if w
+    ]
 
 
 def _axes(t: Tensor, axis: Any, what: str) -> tuple[int, ...] | None:

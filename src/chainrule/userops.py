@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .engine import Symbolic, Value, _leaf, _not_a_number, apply
+from .engine import Symbolic, Value, apply, leaf, not_a_number
 from .errors import DomainError
 from .ops import OPS, TENSOR_OPS_BY_NAME, Op, Rule
 
@@ -139,11 +139,11 @@ def _applier(op: Op) -> Callable[..., Any]:
             if isinstance(a, Value):
                 children.append(a)
                 continue
-            leaf = _leaf(a)
-            if leaf is None:
-                _not_a_number(op, a)  # raises for strings and the like
+            number = leaf(a)
+            if number is None:
+                not_a_number(op, a)  # raises for strings and the like
                 raise TypeError(f"{op.name}: takes Values, real numbers and Tensors, not {type(a).__name__}")
-            children.append(leaf)
+            children.append(number)
         return apply(op, *children)
 
     apply_op.__name__ = apply_op.__qualname__ = op.name

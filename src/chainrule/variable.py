@@ -28,7 +28,7 @@ import math
 import numbers
 from typing import Any, Union
 
-from .engine import Value, backprop
+from .engine import Value, gradients
 
 __all__ = ["Variable", "vAdd", "vDiv", "vExp", "vMul", "vRaise", "vSub", "vUnary"]
 
@@ -100,10 +100,10 @@ class Variable:
         """Add route_val * d(self)/d(v) into `v.grad` for every Variable v this one was computed from."""
         if not self.node.requires_grad:  # the notebook's `if self.requiresGrad:` guard
             return
-        # The engine leaves each node's gradient in `_g` (one reverse sweep, not one walk per path
-        # as the notebook's recursion does; the sums are the same) and we add it, scaled, into .grad.
-        for node in backprop(self.node, accumulate=False):
-            node.grad += route_val * node._g
+        # One reverse sweep gives every node's gradient (not one walk per path as the notebook's
+        # recursion does; the sums are the same), and we add it, scaled, into .grad.
+        for node, g in gradients(self.node).items():
+            node.grad += route_val * g
 
     def zeroGrad(self) -> None:  # the course's name
         """Set this Variable's gradient to 0."""

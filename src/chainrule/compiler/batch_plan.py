@@ -36,7 +36,8 @@ import numpy as np
 
 from ..ops import Op
 from .batch_steps import ONE_ROW, UNIFORM, VARYING, MapStep, SumsOfProductsStep
-from .instruction import CONSTANT, GRADIENT_LOCK, PARAMETER
+from ..engine import GRAD_LOCK
+from .instruction import CONSTANT, PARAMETER
 
 MAX_CHUNK_FLOATS = 1 << 22  # longer batches run in chunks so the buffers stay around 32 MB
 MIN_CHUNK = 256  # ... but never in chunks of fewer samples than this
@@ -325,7 +326,7 @@ class BatchPlan:
             float(g.sum()) if g is not None and isinstance(x, float) else g
             for x, g in zip(values, in_grads, strict=True)
         )
-        with GRADIENT_LOCK:
+        with GRAD_LOCK:
             for p, g in zip(self.param_values, param_grads.tolist(), strict=True):
                 if p.requires_grad:  # frozen since compiling: it receives nothing, as eager backward() does
                     p.grad += g

@@ -36,7 +36,7 @@ from typing import Any
 from ..backends import FLOAT
 from ..ops import Op
 from .instruction import add_parameter_gradients, backward_order, outside_domain, rule_failed
-from .rule_source import RuleTemplates, rule_of
+from .rule_source import DERIVATIVE, DOMAIN_TEST, FORWARD, RuleTemplates, rule_of
 
 _OPERAND = re.compile(r"\b(?:out|x\d+)\b")  # operand names a kernel loads from the values
 ForwardKernel = Callable[[list[float], tuple[int, ...]], float]
@@ -60,12 +60,12 @@ class Kernels:
     def forward(self, op: Op, n: int) -> ForwardKernel:
         """`kernel(values, args)`: the op's value on operands `values[a] for a in args`, raising
         OutsideDomain where its domain test fails."""
-        key = ("f", id(op), n)
+        key = (FORWARD, id(op), n)
         kernel = self._cache.get(key)
         if kernel is None:
             names = [f"x{k}" for k in range(n)]
-            result = self._fill(op, "f", 0, names)
-            test = None if op.invalid is None else self._fill(op, "i", 0, names)
+            result = self._fill(op, FORWARD, 0, names)
+            test = None if op.invalid is None else self._fill(op, DOMAIN_TEST, 0, names)
             body = [f"if {test}: raise OutsideDomain"] if test is not None else []
             kernel = self._define(op, key, f"f_{n}", "v, a", names, [*body, f"return {result}"])
         return kernel
@@ -81,11 +81,11 @@ class Kernels:
         if kernel is None:
             names = [f"x{k}" for k in range(n)]
             if op.arity is None:
-                d = self._fill(op, "d", 0, ["g", "out", *names])
+                d = self._fill(op, DERIVATIVE, 0, ["g", "out", *names])
                 body = [f"d = {d}", "for j in t:", "    G[j] += d"]
             else:
                 body = [
-                    f"G[a[{i}]] += {self._fill(op, 'd', i, ['g', 'out', *names])}"
+                    f"G[a[{i}]] += {self._fill(op, DERIVATIVE, i, ['g', 'out', *names])}"
                     for i in range(n)
                     if needs[i]
                 ]
@@ -109,13 +109,13 @@ class Kernels:
     def _fill(self, op: Op, kind: str, i: int, operands: list[str]) -> str:
         """Source for one rule: its template filled in with the operand names, or (a rule that
         cannot be traced) a call of the rule itself on all operands, gathered from the list."""
-        template = self._templates.get(op, kind, i, len(operands) - (2 if kind == "d" else 0))
+        template = self._templates.get(op, kind, i, len(operands) - (2 if kind == DERIVATIVE else 0))
         if template is not None:
             self._templates.bind(self._namespace)
             return template.format(*operands)
         rule = f"R{len(self._namespace)}"
         self._namespace[rule] = rule_of(op, kind, i)
-        before = "g, v[s], " if kind == "d" else ""
+        before = "g, v[s], " if kind == DERIVATIVE else ""
         return f"{rule}(M, {before}*map(v.__getitem__, a))"
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import DomainError
 from .float_interpreter import FloatInterpreter
 from .instruction import add_parameter_gradients, backward_order, outside_domain, rule_failed
-from .rule_source import RuleTemplates
+from .rule_source import DERIVATIVE, DOMAIN_TEST, FORWARD, RuleTemplates
 
 # A Program of more instructions than this runs on the interpreter (`float_interpreter`) instead.
 # Generating code costs 100-300 us per instruction (CPython's compile of its lines, mostly); it runs
@@ -57,7 +57,7 @@ class Line:
     defines: str | None
     uses: tuple[str, ...]
     slot: int
-    phase: str  # "f" forward, "d" backward
+    phase: str  # FORWARD (a forward line) or DERIVATIVE (a backward one)
 
 
 def float_runner(program: Any) -> FloatCode | FloatInterpreter:
@@ -159,17 +159,17 @@ class FloatCode:
             for a in slots:
                 if n_in <= a < n_leaves and a not in loaded:
                     loaded.add(a)
-                    lines.append(Line(f"s{a} = L{a}.data", f"s{a}", (), a, "f"))
+                    lines.append(Line(f"s{a} = L{a}.data", f"s{a}", (), a, FORWARD))
 
         for ins in program.instructions:
             load(ins.args)
             xs = [f"s{a}" for a in ins.args]
             if ins.op.invalid is not None:
-                cond = expression(ins.op, "i", 0, xs, self._namespace)
+                cond = expression(ins.op, DOMAIN_TEST, 0, xs, self._namespace)
                 text = f"if {cond}: _fail({ins.slot}, {', '.join(xs)})"
-                lines.append(Line(text, None, tuple(xs), ins.slot, "f"))
-            text = f"s{ins.slot} = {expression(ins.op, 'f', 0, xs, self._namespace)}"
-            lines.append(Line(text, f"s{ins.slot}", tuple(xs), ins.slot, "f"))
+                lines.append(Line(text, None, tuple(xs), ins.slot, FORWARD))
+            text = f"s{ins.slot} = {expression(ins.op, FORWARD, 0, xs, self._namespace)}"
+            lines.append(Line(text, f"s{ins.slot}", tuple(xs), ins.slot, FORWARD))
         load(program.output_slots)  # an output that is a leaf itself
         return lines
 
@@ -185,10 +185,10 @@ class FloatCode:
         def accumulate(slot: int, expr: str, uses: tuple[str, ...], at: int) -> None:
             g = f"g{slot}"
             if slot in started:
-                lines.append(Line(f"{g} += {expr}", g, (g, *uses), at, "d"))
+                lines.append(Line(f"{g} += {expr}", g, (g, *uses), at, DERIVATIVE))
             else:
                 started.add(slot)
-                lines.append(Line(f"{g} = {expr}", g, uses, at, "d"))
+                lines.append(Line(f"{g} = {expr}", g, uses, at, DERIVATIVE))
 
         for k, slot in order.seeds:
             accumulate(slot, seeds[k], (seeds[k],), slot)
@@ -200,7 +200,7 @@ class FloatCode:
             operands = [f"g{slot}", f"s{slot}", *(f"s{x}" for x in ins.args)]
             for i, a in enumerate(ins.args):
                 if mask[i]:
-                    expr = expression(ins.op, "d", i, operands, self._namespace)
+                    expr = expression(ins.op, DERIVATIVE, i, operands, self._namespace)
                     accumulate(a, expr, tuple(dict.fromkeys(_VARIABLE.findall(expr))), slot)
         # the parameters' gradients are returned, and added into `.grad` by value_and_grad
         leaves = range(len(program.inputs), n_leaves)
@@ -305,4 +305,4 @@ class FloatCode:
         if slot < n_leaves:
             return exc
         ins = self.program.instructions[slot - n_leaves]
-        return rule_failed(ins, phase == "d", [frame.f_locals.get(f"s{a}") for a in ins.args], exc)
+        return rule_failed(ins, phase == DERIVATIVE, [frame.f_locals.get(f"s{a}") for a in ins.args], exc)

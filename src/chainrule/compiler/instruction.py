@@ -16,15 +16,10 @@ from typing import Any, NamedTuple
 
 from ..backends import FLOAT
 from ..engine import GRAD_LOCK
-from ..errors import DomainError
+from ..errors import DomainError, rule_failure, with_context
 from ..ops import Op
 
 INPUT, PARAMETER, CONSTANT, INSTRUCTION = "input", "parameter", "constant", "instruction"
-
-# Programs add into parameters' `.grad` under the engine's lock, the one eager backward sweeps
-# hold, so that runs and sweeps in several threads that share parameters leave the exact sum
-# (`p.grad += g` is a read, an add and a write).
-GRADIENT_LOCK = GRAD_LOCK
 
 
 class Instruction(NamedTuple):
@@ -41,17 +36,6 @@ class Instruction(NamedTuple):
         return f"{text}  # {self.label}" if self.label else text
 
 
-def with_context(exc: Exception, context: str) -> Exception:
-    """The same kind of error as `exc` with `context` appended to its message."""
-    message = f"{exc} ({context})"
-    if isinstance(exc, DomainError):
-        return DomainError(message, op=exc.op, value=exc.value)
-    try:
-        return type(exc)(message)
-    except TypeError:  # an exception class with an unusual constructor
-        return DomainError(message)
-
-
 # --- float mode: what generated code and the interpreter share ------------------------------------
 def outside_domain(ins: Instruction, xs: Sequence[float]) -> Exception:
     """The op's own domain error for operands `xs` (which its `invalid` test rejected), naming `ins`."""
@@ -66,9 +50,7 @@ def rule_failed(ins: Instruction, derivative: bool, xs: Sequence[float], exc: Ex
     """An arithmetic failure of one of `ins`'s rules at operands `xs` as a DomainError naming it."""
     if isinstance(exc, DomainError):
         return exc
-    inputs = tuple(xs)
-    what = "the derivative is undefined" if derivative else "failed"
-    return DomainError(f"{ins.op.name}: {what} at {inputs}: {exc} (in {ins})", op=ins.op.name, value=inputs)
+    return with_context(rule_failure(ins.op.name, tuple(xs), exc, derivative), f"in {ins}")
 
 
 @dataclass(frozen=True)
@@ -104,7 +86,9 @@ def add_parameter_gradients(parameters: Sequence[Any], grads: Sequence[float]) -
     """Add a float-mode run's gradients into its parameters' `.grad`, under the lock that makes
     threads' sums exact, and only into those that still require a gradient (one frozen after
     compiling gets none)."""
-    with GRADIENT_LOCK:
+    # under the engine's lock, the one eager backward sweeps hold, so that runs and sweeps in several
+    # threads that share parameters leave the exact sum (`p.grad += g` is a read, an add and a write)
+    with GRAD_LOCK:
         for p, g in zip(parameters, grads, strict=True):
             if p.requires_grad:
                 p.grad += g

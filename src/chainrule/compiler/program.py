@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..engine import Symbolic, Value, _symbolic, topological_order
+from ..engine import Symbolic, Value, symbolic, topological_order
 from ..ops import OPS
 from .float_interpreter import FloatInterpreter
 from .float_mode import FloatCode, float_runner
@@ -40,8 +40,8 @@ def classify_node(node: Value, inputs: set[Value], input_names: Sequence[str]) -
     the nodes a graph may contain belongs here (a node the compiler cannot run is refused here,
     with an error naming it).
     """
-    if node._fn is not None:
-        if node._fn.hand_built:
+    if node._operation is not None:
+        if node._operation.hand_built:
             raise _hand_built_error(node)
         return INSTRUCTION
     if node in inputs:
@@ -83,7 +83,8 @@ class Program:
         slot_of = self.slot_of
         slot = slot_of.__getitem__
         self.instructions: tuple[Instruction, ...] = tuple(
-            Instruction(slot(node), node._fn, tuple(map(slot, node._prev)), node.label) for node in nodes
+            Instruction(slot(node), node._operation, tuple(map(slot, node._prev)), node.label)
+            for node in nodes
         )
         self.output_slots: tuple[int, ...] = tuple(slot_of[o] for o in self.outputs)
         self.kinds: tuple[str, ...] = (
@@ -103,10 +104,6 @@ class Program:
         self._lock = threading.Lock()  # the two modes are built once, on first use, by one thread
         self._float: FloatCode | FloatInterpreter | None = None
         self._batch: dict[bool, Any] = {}  # batch plans: with input gradients, and without (loss_and_grad)
-
-    @property
-    def _single(self) -> bool:  # the name earlier versions used
-        return self.single
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A Program is pickled (and deep-copied) as its graph and inputs, and compiled again when
@@ -340,7 +337,7 @@ def _order(outputs: Sequence[Value]) -> tuple[list[Value], list[Value]]:
         grad = topological_order(root, only_requiring_grad=True) if root.requires_grad else []
         return order, grad
     # several outputs: order the graph below a throwaway node that sums them (never stored)
-    root = _symbolic(OPS["sum"], tuple(outputs))
+    root = symbolic(OPS["sum"], tuple(outputs))
     order = topological_order(root)[:-1]
     grad = topological_order(root, only_requiring_grad=True)[:-1] if root.requires_grad else []
     return order, grad
@@ -362,9 +359,9 @@ def compile(output: Value | Sequence[Value], inputs: Value | Sequence[Value]) ->
     for i, x in enumerate(ins):
         if not isinstance(x, Value):
             raise TypeError(f"compile: input {i} must be a placeholder, got {type(x).__name__}: {x!r:.80}")
-        if x._fn is not None:
+        if x._operation is not None:
             raise ValueError(
-                f"compile: input {i} ({x.label or 'unlabelled'}) is computed by {x._fn.name}, not a "
+                f"compile: input {i} ({x.label or 'unlabelled'}) is computed by {x._operation.name}, not a "
                 f"placeholder; inputs must be leaves such as chainrule.placeholder('x')"
             )
         if x in seen:

@@ -16,6 +16,11 @@ from typing import Any
 from ..backends import FLOAT
 from ..ops import Op
 
+# The three kinds of rule a table row has, as the compiler names them (in keys and generated names).
+FORWARD = "forward"  # forward(m, *xs)
+DOMAIN_TEST = "invalid"  # invalid(m, *xs): true outside the domain
+DERIVATIVE = "derivative"  # derivatives[i](m, g, out, *xs)
+
 # Python operator precedence, lowest first (comparisons bind more loosely than | & ^)
 _CMP, _BOR, _BXOR, _BAND, _ADD, _MUL, _NEG, _POW, _ATOM = range(9)
 _INLINE_MAX_ARITY = 32  # longer sums are called, not inlined: deep expressions strain the parser
@@ -113,9 +118,8 @@ class _SourceBackend:
 
 
 def rule_of(op: Op, kind: str, i: int = 0) -> Any:
-    """The table rule of `op` that `kind` names: "f" forward, "i" the domain test, "d" the
-    derivative for input `i`."""
-    return {"f": op.forward, "i": op.invalid, "d": op.derivative(i)}[kind]
+    """The table rule of `op` that `kind` names: FORWARD, DOMAIN_TEST, or DERIVATIVE for input `i`."""
+    return {FORWARD: op.forward, DOMAIN_TEST: op.invalid, DERIVATIVE: op.derivative(i)}[kind]
 
 
 class RuleTemplates:
@@ -127,12 +131,12 @@ class RuleTemplates:
 
     def get(self, op: Op, kind: str, i: int, n_args: int) -> str | None:
         """A `str.format` template over the rule's operands, or None if the rule is not traceable."""
-        if op.arity is None and kind == "d":
+        if op.arity is None and kind == DERIVATIVE:
             i = 0  # an n-ary op has one derivative rule shared by all its inputs
         key = (op.name, kind, i, n_args)
         if key not in self._cache:
-            n_rule_args = n_args + (2 if kind == "d" else 0)  # derivative rules also take g and out
-            if op.arity is None and kind != "d" and n_args > _INLINE_MAX_ARITY:
+            n_rule_args = n_args + (2 if kind == DERIVATIVE else 0)  # derivative rules also take g and out
+            if op.arity is None and kind != DERIVATIVE and n_args > _INLINE_MAX_ARITY:
                 self._cache[key] = None
             else:
                 rule = rule_of(op, kind, i)
@@ -150,9 +154,9 @@ class RuleTemplates:
         """Source applying a rule to `operands` (variable names): the traced template filled in,
         or a call of the rule itself (bound into `namespace`) if it has no template.
 
-        `kind` is "f" (forward), "i" (the domain test) or "d" (the derivative for input `i`, whose
+        `kind` is FORWARD, DOMAIN_TEST or DERIVATIVE (the derivative for input `i`, whose
         operands start with the output gradient and the output)."""
-        template = self.get(op, kind, i, len(operands) - (2 if kind == "d" else 0))
+        template = self.get(op, kind, i, len(operands) - (2 if kind == DERIVATIVE else 0))
         if template is not None:
             return template.format(*operands)
         name = f"R_{kind}{i}_{op.name}"

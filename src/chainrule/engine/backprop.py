@@ -1,0 +1,87 @@
+"""Backward passes: which sweep runs, under which lock, and how its gradients reach `.grad`.
+
+`backward(root)` is what `Value.backward()` runs; `gradients(root)` is the same pass returning the
+gradients without touching `.grad` (for `chainrule.grad` and the course's `Variable`).
+
+Both are all or nothing: the sweep computes every gradient first, and a pass that raises (a domain
+error at one node, a hand-built closure that throws) leaves every `.grad` exactly as it was, so a
+training loop can skip the sample and go on.
+
+Which sweep:
+- on floats, normally the fast one (`fast_sweep.sweep_floats`, gradients in the nodes' `_g` slots);
+- the reference sweep (`chain_rule.sweep`, gradients in a dict of its own) for gradients that are
+  `Value`s (`create_graph=True`), inside `detect_anomaly()` (its checking hook), and for a pass started
+  while another one is running in this thread (a rule that calls `chainrule.grad` on shared
+  parameters): the outer pass is still using the `_g` slots, which the inner one must not touch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import mode
+from .chain_rule import sweep
+from .fast_sweep import sweep_floats
+from .mode import GRAD_LOCK, STATE
+from .walk import gradient_order
+
+
+def _check_root(root: Any, what: str) -> None:
+    root.data  # noqa: B018 - a placeholder (or a node computed from one) raises the error naming it
+    if not root.requires_grad:
+        raise ValueError(
+            f"{what}: this Value does not require grad (it was made from constants, "
+            "requires_grad=False, or inside chainrule.no_grad())"
+        )
+
+
+def _reference(root: Any, order: list[Any], graph: bool) -> dict[Any, Any]:
+    """The reference sweep from `root`, with the anomaly checks when this thread asked for them."""
+    observer = STATE.observer
+    check = observer.checks() if observer is not None else None
+    if not graph:
+        return sweep(root, 1.0, order, check=check)
+    seed = type(root)(1.0, requires_grad=False)
+    with mode.enable_grad():  # the rules' own operations must be recorded, even inside no_grad()
+        return sweep(root, seed, order, graph=True, check=check)
+
+
+def _fast_path_allowed(nested: bool) -> bool:
+    observer = STATE.observer
+    return not nested and (observer is None or observer.checks() is None)
+
+
+def backward(root: Any, create_graph: bool = False) -> None:
+    """Add d(root)/d(node) into `.grad` of every node below `root`: all of them, or (on error) none."""
+    _check_root(root, "backward")
+    with GRAD_LOCK, mode.sweeping() as nested:
+        if not create_graph and _fast_path_allowed(nested):
+            order = gradient_order(root, zero_scratch=True)
+            root._g = 1.0
+            sweep_floats(order, accumulate=True)
+            return
+        order = gradient_order(root)
+        grads = _reference(root, order, create_graph)
+        for node in order:  # every gradient is known: only now does any .grad change
+            g = grads.get(node)
+            if g is None:
+                continue
+            if create_graph:  # keep the gradient graph free of a needless "0.0 + g" node
+                node.grad = g if type(node.grad) is float and node.grad == 0.0 else node.grad + g
+            else:
+                node.grad += g
+
+
+def gradients(root: Any, create_graph: bool = False) -> dict[Any, Any]:
+    """d(root)/d(node) for every node a gradient flows into, as a dict; no `.grad` changes.
+
+    With `create_graph`, the gradients are `Value`s connected to the graph (differentiable again).
+    """
+    _check_root(root, "backward")
+    with GRAD_LOCK, mode.sweeping() as nested:
+        if not create_graph and _fast_path_allowed(nested):
+            order = gradient_order(root, zero_scratch=True)
+            root._g = 1.0
+            sweep_floats(order, accumulate=False)
+            return {node: node._g for node in order}
+        return _reference(root, gradient_order(root), create_graph)

@@ -1,0 +1,99 @@
+"""What a graph node is made of: its slots, and how it stores its inputs.
+
+`Node` declares the slots every graph node has, `Value` and `Tensor` alike, so that the walks and
+the chain-rule step read both the same way. A node keeps its inputs in two slots, `_a` and `_b`,
+rather than in a `_prev` tuple: one object per node instead of two halves the work of Python's
+cyclic garbage collector while a graph is built (see docs/performance.md). The layout:
+
+    leaf:                   _a = None,        _b = None
+    one input:              _a = x,           _b = None
+    two inputs:             _a = x,           _b = y       (a Value keeps a plain number as a float)
+    n-ary or hand-built:    _a = (x, y, ...), _b = MANY
+
+`_operation` holds what made the node: a row of the derivative table (`chainrule.ops.Op`), a
+`HandBuilt` record for a node built by hand, or None for a leaf. `_g` is the backward sweep's
+scratch gradient. Everything reads the input slots through `stored_inputs` and writes them through
+`set_inputs`, except the loops of the engine's hot path (`walk.gradient_order`, the float sweep and
+the operators in `node.py`), which decode the same layout inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+
+class Node:
+    """The slots of a graph node: its inputs, the operation that made it, and scratch for backward."""
+
+    __slots__ = ("requires_grad", "_grad", "_a", "_b", "_operation", "_g")
+
+
+class Many:
+    """The type of `MANY`, the marker in a node's `_b` slot saying `_a` holds a tuple of inputs."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "MANY"  # copy and pickle it as this module's global: `is MANY` survives deepcopy
+
+    def __repr__(self) -> str:
+        return "MANY"
+
+
+MANY = Many()
+
+
+def stored_inputs(node: Node) -> tuple[Any, ...]:
+    """The node's inputs as stored, in operand order: nodes, and plain numbers kept as floats."""
+    a, b = node._a, node._b
+    if a is None:
+        return ()
+    if b is None:
+        return (a,)
+    if b is MANY:
+        return a
+    return (a, b)
+
+
+def set_inputs(node: Node, inputs: tuple[Any, ...], many: bool = False) -> None:
+    """Store `inputs` in the node's slots; `many` keeps the tuple form (n-ary rows, hand-built nodes)."""
+    if many:
+        node._a, node._b = inputs, MANY
+    elif not inputs:
+        node._a = node._b = None
+    elif len(inputs) == 1:
+        node._a, node._b = inputs[0], None
+    elif len(inputs) == 2:
+        node._a, node._b = inputs
+    else:
+        node._a, node._b = inputs, MANY
+
+
+def has_input_tuple(node: Node) -> bool:
+    """Whether the node keeps its inputs as a tuple (an n-ary row or a node built by hand)."""
+    return node._b is MANY
+
+
+class HandBuilt:
+    """The operation of a node built by hand: its symbol, and the `_backward` closure its author wrote.
+
+    `Value(x.data ** 3, (x,), "cube")` makes one; `out._backward = closure` fills it in. The closure
+    follows micrograd: it reads `out.grad` and adds into the children's `.grad`.
+    """
+
+    __slots__ = ("symbol", "backward")
+    hand_built: ClassVar[bool] = True
+    arity: ClassVar[None] = None
+
+    def __init__(self, symbol: str, backward: Callable[[], Any] | None = None) -> None:
+        self.symbol = symbol
+        self.backward = backward
+
+    @property
+    def name(self) -> str:
+        """How messages name the op: its symbol, or 'a hand-built op' if it has none."""
+        return self.symbol or "a hand-built op"
+
+    def __repr__(self) -> str:
+        return f"HandBuilt({self.symbol!r})"

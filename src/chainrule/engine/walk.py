@@ -1,0 +1,154 @@
+"""The graph walks: every traversal of a graph of nodes lives here, each iterative.
+
+- `topological_order(root)`: every node, each after its inputs (numbers stored in a node come out as
+  constant Values, through `_prev`).
+- `gradient_order(root)`: just the nodes a gradient flows into, in the same kind of order: what a
+  backward sweep visits.
+- `reading_order(root, max_nodes)`: the order a reader meets the nodes in (first operands first),
+  bounded: what drawings, the explorer and `jit`'s messages walk.
+- `nodes_below(root)`: every node once, in no particular order (the cheapest walk).
+
+No walk recurses: a chain of a million nodes needs no recursion limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .layout import MANY
+
+_EXIT = object()  # a marker on the DFS stack: "all children of the node below me are done"
+
+
+class GraphTooLarge(ValueError):
+    """A bounded walk met more nodes than it was allowed to visit."""
+
+    def __init__(self, what: str, max_nodes: int) -> None:
+        super().__init__(
+            f"{what}: the graph has more than {max_nodes} values; pass a larger max_nodes "
+            f"(or None for no limit) or draw a smaller part of it"
+        )
+        self.max_nodes = max_nodes
+
+
+def topological_order(root: Any, only_requiring_grad: bool = False) -> list[Any]:
+    """Every node below `root`, each after all of its inputs (iterative depth-first search).
+
+    With `only_requiring_grad`, just the nodes a gradient flows into (`gradient_order`); otherwise every
+    node, numbers stored in a node included (as constant Values).
+    """
+    if only_requiring_grad:
+        return gradient_order(root)
+    order: list[Any] = []
+    seen: set[Any] = set()
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if node is _EXIT:
+            order.append(stack.pop())
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        if node._a is None:
+            order.append(node)
+            continue
+        stack.append(node)
+        stack.append(_EXIT)
+        stack.extend(child for child in node._prev if child not in seen)
+    return order
+
+
+def gradient_order(root: Any, zero_scratch: bool = False) -> list[Any]:
+    """The nodes a gradient flows into, each after its inputs; with `zero_scratch`, also `_g = 0.0`.
+
+    The float sweep zeroes each node's scratch gradient here, as the node is reached, rather than in a
+    second loop over the order. This loop decodes the slot layout (`layout.py`) inline: it runs once
+    per backward pass over every node.
+    """
+    order: list[Any] = []
+    # A node is marked when it is expanded, not when it is pushed: a node pushed early (a child of
+    # the root) but also reachable deeper down (y = x + x*2) must be finished before every user.
+    seen: set[Any] = set()
+    stack: list[Any] = [root]
+    push, pop, mark, emit = stack.append, stack.pop, seen.add, order.append
+    while stack:
+        node = pop()
+        if node is _EXIT:
+            emit(pop())
+            continue
+        if node in seen:
+            continue
+        mark(node)
+        if zero_scratch:
+            node._g = 0.0
+        a = node._a
+        if a is None:  # a leaf is finished as soon as it is reached
+            emit(node)
+            continue
+        push(node)
+        push(_EXIT)
+        b = node._b
+        if b is MANY:
+            for child in a:
+                if child not in seen and child.requires_grad:
+                    push(child)
+            continue
+        # A number operand is a float here (it takes no gradient): skip it.
+        if type(a) is not float and a not in seen and a.requires_grad:
+            push(a)
+        if b is not None and type(b) is not float and b not in seen and b.requires_grad:
+            push(b)
+    return order
+
+
+def reading_order(root: Any, max_nodes: int | None = None, what: str = "draw") -> list[Any]:
+    """Every node below `root`, inputs before the nodes made from them, first operands first.
+
+    An iterative depth-first search that visits operands left to right, so `a*b + c` numbers a, b,
+    a*b, c, ... in the order a reader meets them. With `max_nodes`, more nodes than that raise
+    `GraphTooLarge` (naming `what`) as soon as they are met, without walking the rest.
+    """
+    order: list[Any] = []
+    seen = {root}
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        node, i = stack[-1]
+        children = node._prev
+        # advance to the next operand not seen yet; when there is none, the node is finished
+        while i < len(children) and children[i] in seen:
+            i += 1
+        if i == len(children):
+            stack.pop()
+            order.append(node)
+            continue
+        stack[-1] = (node, i + 1)
+        seen.add(children[i])
+        if max_nodes is not None and len(seen) > max_nodes:
+            raise GraphTooLarge(what, max_nodes)
+        stack.append((children[i], 0))
+    return order
+
+
+def nodes_below(root: Any) -> Iterator[Any]:
+    """Every node below `root` (and root) once, in no particular order; numbers stored in nodes skipped."""
+    seen = {root}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        a = node._a
+        if a is None:
+            continue
+        b = node._b
+        for child in a if b is MANY else (a,) if b is None else (a, b):
+            if type(child) is not float and child not in seen:
+                seen.add(child)
+                stack.append(child)
+
+
+def depends_on(node: Any, candidates: list[Any]) -> list[Any]:
+    """Those of `candidates` that `node` is computed from (or is), in the candidates' order."""
+    below = set(nodes_below(node))
+    return [c for c in candidates if c in below]
