@@ -20,7 +20,7 @@ def test_user_attributes_on_leaves_and_computed_nodes() -> None:
     b = a * 3.0 + 1.0
     a._vis_color = "red"
     b.m, b.v = 0.0, 0.0
-    setattr(b, "_vis_color", "blue")
+    b._vis_color = "blue"
     assert (a._vis_color, b._vis_color, b.m, b.v) == ("red", "blue", 0.0, 0.0)
     b.backward()
     assert a.grad == 3.0  # attributes change nothing in the graph

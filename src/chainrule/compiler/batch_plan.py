@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from ..engine import GRAD_LOCK
 from ..ops import Op
 from .batch_steps import ONE_ROW, UNIFORM, VARYING, MapStep, SumsOfProductsStep
-from ..engine import GRAD_LOCK
 from .instruction import CONSTANT, PARAMETER
 
 MAX_CHUNK_FLOATS = 1 << 22  # longer batches run in chunks so the buffers stay around 32 MB
