@@ -34,8 +34,8 @@ def sweep_floats(order: list[Any], accumulate: bool) -> None:
         for node in reversed(order):
             g = node._g
             if accumulate:
-                node._g = node.grad  # kept, to be put back if a later step fails
-                node.grad += g
+                node._g = node._grad  # kept, to be put back if a later step fails
+                node._grad += g
             op = node._operation
             if op is None:
                 continue
@@ -101,7 +101,7 @@ def sweep_floats(order: list[Any], accumulate: bool) -> None:
         if accumulate and node is not None:
             # put back the .grad of every node reached so far (the failing one included)
             for reached in order[order.index(node) :]:
-                reached.grad = reached._g
+                reached._grad = reached._g
         if isinstance(exc, ArithmeticError | ValueError) and node is not None and node._operation is not None:
             if not node._operation.hand_built:
                 raise failed_rule(node, exc) from exc

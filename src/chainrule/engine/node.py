@@ -146,7 +146,7 @@ def apply(op: Op, *children: Value) -> Value:
     data = op.forward(FLOAT, *xs)
     if type(data) is not float:  # a rule defined with defop may give an int or a numpy scalar
         data = to_float(data, op.name)
-    out = new_node(Value, data, op, children, any(c.requires_grad for c in children))
+    out = new_node(Value, data, op, children, any(map(_requires_grad, children)))
     observer = STATE.observer
     if observer is not None:
         observer.created(out, op, tuple(xs))
@@ -507,12 +507,14 @@ def constant(x: Operand) -> Value:
 
 
 _SUM = OPS["sum"]
+_requires_grad = attrgetter("requires_grad")
+_is_value = Value.__instancecheck__
 
 
 def sum(values: Iterable[Operand]) -> Value:  # noqa: A001 - chainrule.sum, like numpy.sum
     """a + b + c + ... as one graph node, so backward makes one step instead of a long chain."""
     children = tuple(values)
-    if not all(isinstance(v, Value) for v in children):  # numbers among the inputs become constants
+    if not all(map(_is_value, children)):  # numbers among the inputs become constants
         children = tuple(v if isinstance(v, Value) else constant(v) for v in children)
     if not children:
         return Value(0.0, requires_grad=False)
