@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,10 +28,16 @@ from .errors import GradcheckError
 
 Argnums = int | Sequence[int]
 
-# How many grad/jacobian calls are evaluating their function right now. A derivative computed while
-# another one is being evaluated must stay a graph (the outer call differentiates it again), even when
-# its own arguments are plain floats: `grad(lambda x: grad(lambda y: x * y)(1.0))(2.0)` closes over x.
-_depth = 0
+# How many grad/jacobian calls are evaluating their function right now, in this thread. A derivative
+# computed while another one is being evaluated must stay a graph (the outer call differentiates it
+# again), even when its own arguments are plain floats: `grad(lambda x: grad(lambda y: x * y)(1.0))(2.0)`
+# closes over x. The count is per thread (like no_grad): another thread's grad says nothing about ours.
+_state = threading.local()
+
+
+def _recording_depth() -> int:
+    """How many grad/jacobian calls of this thread are evaluating their function right now."""
+    return getattr(_state, "depth", 0)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -90,15 +97,15 @@ class _Call:
         spec: tuple[tuple[int, ...], bool],
         who: str,
     ) -> None:
-        global _depth
         self.positions = _positions(spec[0], len(args), who)
         self.single = spec[1]
         for i in self.positions:
             _check_scalar_arg(args[i], i, who)
-        self.graph = _depth > 0 or any(isinstance(a, Value) for a in args)
+        depth = _recording_depth()
+        self.graph = depth > 0 or any(isinstance(a, Value) for a in args)
         call_args = list(args)
         # grad() asks for gradients, so it records a graph even inside no_grad() (as torch.func does).
-        _depth += 1
+        _state.depth = depth + 1
         try:
             with engine.enable_grad():
                 self.leaves: dict[int, Value] = {}
@@ -108,7 +115,7 @@ class _Call:
                     call_args[i] = self.leaves[i]
                 self.out = f(*call_args, **kwargs)
         finally:
-            _depth -= 1
+            _state.depth = depth
 
     def _stand_in(self, x: Any) -> Value:
         if not isinstance(x, Value):
