@@ -345,3 +345,57 @@ def test_saving_while_being_killed_leaves_an_intact_model_and_no_stale_temp_file
     assert [p.data for p in chainrule.load(path).parameters()] == expected  # never half-written
     chainrule.save(chainrule.load(path), path)  # the next save cleans up after the killed ones
     assert os.listdir(tmp_path) == ["model.json"]
+
+
+@contextlib.contextmanager
+def no_rename(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail (rather than replace the file) if save ever gets as far as renaming over its target."""
+
+    def forbidden(src: object, dst: object) -> None:
+        raise AssertionError(f"save renamed a temporary file over {dst}")
+
+    monkeypatch.setattr(os, "replace", forbidden)
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.skipif(not POSIX, reason="FIFOs, sockets and /dev/null are POSIX")
+@pytest.mark.parametrize(
+    ("kind", "through_link"),
+    [("fifo", False), ("fifo", True), ("socket", False), ("socket", True), ("device", True)],
+)
+def test_save_refuses_devices_fifos_and_sockets_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, through_link: bool
+) -> None:
+    # The temp-file-and-rename used to replace whatever was at the path: as root,
+    # save(model, "/dev/null") turned the system's /dev/null into a JSON file.
+    import socket
+
+    if kind == "fifo":
+        special = tmp_path / "pipe"
+        os.mkfifo(special)
+    elif kind == "socket":
+        special = tmp_path / "sock"
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(special))
+    else:  # /dev/null, reached through a link (the rename is forbidden above, so it stays safe)
+        special = Path(os.devnull)
+    path = special
+    if through_link:
+        path = tmp_path / "model.json"
+        path.symlink_to(special)
+    before = os.stat(special)
+    try:
+        with time_limit(20), no_rename(monkeypatch), pytest.raises(OSError) as info:
+            chainrule.save(MLP(2, [1]), path)
+    finally:
+        if kind == "socket":
+            server.close()
+    message = str(info.value)
+    words = {"fifo": "a FIFO (named pipe)", "socket": "a socket", "device": "a character device"}[kind]
+    assert "\n" not in message and f"save: this is {words}, not a regular file" in message
+    after = os.stat(special)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)  # untouched
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]

@@ -166,13 +166,49 @@ def to_dict(module: Module) -> dict[str, Any]:
         for x in value if isinstance(value, list) else [value]:
             if not math.isfinite(x):
                 raise ValueError(f"save: parameter {key!r} is {x!r}; a model file holds finite numbers only")
+    config = module.config()
+    _check_config(name, config)
     return {
         "format": FORMAT,
         "version": VERSION,
         "module": name,
-        "config": module.config(),
+        "config": config,
         "parameters": state,
     }
+
+
+def _check_config(name: str, config: Any) -> None:
+    """Refuse, in one line naming the entry, a config that a JSON model file cannot hold.
+
+    Without this, `json.dump` would fail halfway through writing with its own words ("Out of range
+    float values are not JSON compliant"), naming neither the module nor the entry.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"save: {name}.config() must return a dict, got {type(config).__name__}")
+    stack: list[tuple[str, Any]] = [("config", config)]
+    while stack:  # iterative, so a deeply nested config cannot exhaust the recursion limit
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"save: the config of {name} holds {value!r} at {where}; "
+                f"a model file holds finite numbers only"
+            )
+        if value is None or isinstance(value, bool | int | float | str):
+            continue
+        if isinstance(value, list | tuple):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(
+                        f"save: the config of {name} has the key {key!r} in {where}; JSON keys are text"
+                    )
+                stack.append((f"{where}[{key!r}]", item))
+        else:
+            raise TypeError(
+                f"save: the config of {name} holds a {type(value).__name__} at {where}, which a JSON model "
+                f"file cannot store (numbers, text, true/false, null, lists and dicts)"
+            )
 
 
 def _count_numbers(state: dict[str, Any]) -> int:
@@ -293,8 +329,10 @@ _STALE_SCAN_LIMIT = 10_000  # directory entries looked at per save, so a huge fo
 def save(module: Module, path: str | os.PathLike[str]) -> Path:
     """Write `module` (architecture and parameters) to `path` as JSON, atomically; returns the path.
 
-    A symlink is written through (its target gets the new model, the link stays). The process umask
-    is never changed: a new file gets 0o666 minus the umask, an existing file keeps its mode.
+    A symlink is written through (its target gets the new model, the link stays). Only a regular
+    file or a new one is written: a folder, device, FIFO or socket (directly or behind a symlink) is
+    refused. The process umask is never changed: a new file gets 0o666 minus the umask, an existing
+    file keeps its mode.
     """
     try:
         target = _save_target(path)
@@ -342,13 +380,37 @@ def _save_target(path: str | os.PathLike[str]) -> Path:
     target = Path(text)
     if target.is_symlink():
         target = Path(os.path.realpath(target))  # write through the link, as open(path, "w") would
-    if target.is_dir():
+    try:
+        kind = target.stat().st_mode
+    except FileNotFoundError:
+        kind = None  # a new file (or a dangling link's target): created by the rename
+    if kind is not None and stat.S_ISDIR(kind):
         raise IsADirectoryError(errno.EISDIR, "save: this is a folder; give a file name inside it", text)
+    if kind is not None and not stat.S_ISREG(kind):
+        # The rename would replace the device, FIFO or socket itself (as root, /dev/null would
+        # become a JSON file): a model is written only over a regular file or a new one.
+        where = "" if str(target) == text else f" (the link points to {target})"
+        raise OSError(
+            errno.EINVAL,
+            f"save: this is {_file_kind(kind)}, not a regular file{where}; give the path of a model file",
+            text,
+        )
     if not target.parent.is_dir():
         raise FileNotFoundError(
             errno.ENOENT, "save: the folder to write into does not exist", str(target.parent)
         )
     return target
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words, for save's refusal."""
+    kinds = [
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def _process_alive(pid: int) -> bool:
