@@ -399,3 +399,67 @@ def test_save_refuses_devices_fifos_and_sockets_in_one_line(
     after = os.stat(special)
     assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)  # untouched
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+fcntl.flock(fd, fcntl.LOCK_EX)  # what a save does while it writes
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+@pytest.mark.skipif(not POSIX, reason="the temp files' locks are POSIX")
+def test_a_live_save_whose_pid_looks_dead_keeps_its_temp_file(tmp_path: Path) -> None:
+    # A saver in another PID namespace (another container of the pod, same host name) has a pid that
+    # is dead in ours: its temp file used to be deleted under it ("No such file or directory").
+    live = tmp_path / f".chainrule-{serialize._HOST}-{dead_pid()}-0badf00d.tmp"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(live)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        chainrule.save(MLP(2, [1]), tmp_path / "m.json")
+        assert live.exists()  # its writer holds the lock: still being written
+    finally:
+        holder.communicate(timeout=30)
+    chainrule.save(MLP(2, [1]), tmp_path / "m.json")
+    assert not live.exists()  # the writer is gone and its lock with it: now it is stale
+
+
+SAVER = """
+import sys, time
+import chainrule
+from chainrule import serialize
+from chainrule.nn import MLP
+
+serialize._process_alive = lambda pid: False  # every other saver's pid looks dead, as across namespaces
+model = MLP(3, [8, 1])
+deadline = time.monotonic() + float(sys.argv[2])
+count = 0
+while time.monotonic() < deadline:
+    chainrule.save(model, sys.argv[1])
+    count += 1
+print(count)
+"""
+
+
+@pytest.mark.skipif(not POSIX, reason="the temp files' locks are POSIX")
+def test_savers_that_see_each_others_pids_as_dead_never_break_each_others_saves(tmp_path: Path) -> None:
+    """Two processes saving into one folder for 2 s each; bounded by a 60 s timeout."""
+    savers = [
+        subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(tmp_path / f"m{i}.json"), "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        for i in range(2)
+    ]
+    for saver in savers:
+        out, err = saver.communicate(timeout=60)
+        assert saver.returncode == 0, err.strip().splitlines()[-1:]
+        assert int(out) > 0
+    assert sorted(os.listdir(tmp_path)) == ["m0.json", "m1.json"]

@@ -34,6 +34,11 @@ from typing import Any
 
 from .nn import MLP, Layer, Module, Neuron
 
+try:  # POSIX: a save holds a lock on its temporary file, so others can tell it is still being written
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 FORMAT = "chainrule"
 VERSION = 1
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -319,7 +324,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # Temporary files of `save`: ".chainrule-<host>-<pid>-<random>.tmp" next to the target. The name is
 # short whatever the target's (a 255-character file name still works) and says which process wrote
-# it, so a later save can remove the ones whose writer was killed.
+# it, so a later save can remove the ones whose writer was killed. A process id alone cannot tell:
+# savers in different PID namespaces (two containers of one pod sharing a volume, with one host
+# name) see each other's ids as dead. So the writer also holds an exclusive lock (flock) on its temp
+# file until the rename, and a file is only removed by a save that can take that lock itself.
 _TMP_PREFIX = ".chainrule-"
 _TMP_SUFFIX = ".tmp"
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
@@ -342,15 +350,14 @@ def save(module: Module, path: str | os.PathLike[str]) -> Path:
             mode: int | None = target.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = None
-        tmp = target.parent / f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        # The kernel applies the umask to 0o666 itself: no need to read (and so set) the umask.
-        fd = os.open(tmp, flags, 0o666 if mode is None else mode & 0o666)
+        tmp, fd = _create_locked_temp_file(target.parent, mode)
     except OSError as exc:
         if exc.errno is None or str(exc.strerror).startswith("save:"):
             raise
         raise OSError(exc.errno, f"save: cannot write {path}: {exc.strerror}", os.fspath(path)) from None
     try:
+        # The file stays open (so locked) until it has been renamed: closing it first would let
+        # another save take the lock and remove the finished file before the rename.
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             if mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode)  # the existing file's exact permissions
@@ -358,7 +365,7 @@ def save(module: Module, path: str | os.PathLike[str]) -> Path:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the rename makes it the model file
-        os.replace(tmp, target)
+            os.replace(tmp, target)
     except BaseException as exc:
         # Whatever went wrong (even KeyboardInterrupt), the old file stays and no temp file is left.
         tmp.unlink(missing_ok=True)
@@ -413,6 +420,56 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
+def _create_locked_temp_file(directory: Path, mode: int | None) -> tuple[Path, int]:
+    """A new temporary file in `directory`, open for writing and locked by this save: (path, fd).
+
+    A stale-file cleaner that took the lock just before we did may have removed the file; then the
+    name no longer leads to our file, and we start again with a new name.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
+        # The kernel applies the umask to 0o666 itself: no need to read (and so set) the umask.
+        fd = os.open(tmp, flags, 0o666 if mode is None else mode & 0o666)
+        try:
+            if not _lock(fd, wait=True) or _same_file(tmp, fd):
+                return tmp, fd
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)  # removed by a cleaner between our open and our lock: try another name
+    raise OSError(errno.EAGAIN, f"save: could not create a temporary file in {directory}", str(directory))
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """Take the exclusive lock on open file `fd`: True if taken; False if the system has no locks.
+
+    With `wait=False`, a lock held by someone else raises BlockingIOError instead of waiting.
+    """
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return False  # a file system without locks
+        raise
+    return True
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (it may have been removed or replaced)."""
+    try:
+        there = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino)
+
+
 def _process_alive(pid: int) -> bool:
     """Whether process `pid` exists on this machine (POSIX); True when it cannot be told."""
     if pid <= 0:
@@ -429,13 +486,14 @@ def _process_alive(pid: int) -> bool:
 
 
 def _remove_stale_temp_files(directory: Path) -> int:
-    """Delete temp files of saves on this machine whose process is gone; returns how many.
+    """Delete temp files of saves on this machine whose writer is gone; returns how many.
 
-    Only names of our own pattern, written on this host, by a process that no longer exists: a
-    save running in another process (or on another machine sharing the folder) is never touched.
-    At most `_STALE_SCAN_LIMIT` directory entries are looked at.
+    Only names of our own pattern, written on this host, by a process id that does not exist here,
+    and only if this save can take the file's lock: the writer holds it until its rename, so a save
+    running in another process, in another PID namespace, or on another machine sharing the folder
+    is never touched. At most `_STALE_SCAN_LIMIT` directory entries are looked at.
     """
-    if os.name != "posix":  # os.kill(pid, 0) is not a harmless probe on Windows
+    if os.name != "posix" or fcntl is None:  # os.kill(pid, 0) is not a harmless probe on Windows
         return 0
     removed = 0
     try:
@@ -452,14 +510,27 @@ def _remove_stale_temp_files(directory: Path) -> int:
             parts = name[len(_TMP_PREFIX) : -len(_TMP_SUFFIX)].split("-")
             if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit() or len(parts[1]) > 10:
                 continue
-            if _process_alive(int(parts[1])):
+            if _process_alive(int(parts[1])) or not entry.is_file(follow_symlinks=False):
                 continue
-            try:
-                os.unlink(entry.path)
-                removed += 1
-            except OSError:  # removed by someone else meanwhile, or not ours to remove
-                pass
+            removed += _remove_if_abandoned(Path(entry.path))
     return removed
+
+
+def _remove_if_abandoned(path: Path) -> int:
+    """Remove temp file `path` if no save holds its lock (its writer is gone): 1 if removed, else 0."""
+    try:  # O_NONBLOCK: a FIFO planted under our name must not block the open
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    except OSError:  # removed by someone else meanwhile, or not ours to open
+        return 0
+    try:
+        if not _lock(fd, wait=False) or not _same_file(path, fd):
+            return 0  # no locks here, so no way to tell it is abandoned; or already replaced
+        os.unlink(path)  # while holding the lock: its writer cannot be mid-way through creating it
+        return 1
+    except OSError:  # BlockingIOError: a live save holds the lock; or removed meanwhile
+        return 0
+    finally:
+        os.close(fd)
 
 
 def load(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) -> Module:
