@@ -23,10 +23,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import engine
-from .engine import Value, backprop, constant
-from .errors import GradcheckError
+from .engine import Symbolic, Value, backprop, constant
+from .errors import GradcheckError, PlaceholderError
 
 Argnums = int | Sequence[int]
+
+
+class TracedDerivativeError(PlaceholderError):
+    """`grad` of a traced function (`jit(grad(f))`) met a derivative that needs its input's value.
+
+    The derivatives of relu, abs and `**` pick a formula by looking at their input (its sign, or
+    whether it is 0), which a placeholder does not have until the compiled program runs.
+    """
+
 
 # How many grad/jacobian calls are evaluating their function right now, in this thread. A derivative
 # computed while another one is being evaluated must stay a graph (the outer call differentiates it
@@ -97,6 +106,7 @@ class _Call:
         spec: tuple[tuple[int, ...], bool],
         who: str,
     ) -> None:
+        self.who = who
         self.positions = _positions(spec[0], len(args), who)
         self.single = spec[1]
         for i in self.positions:
@@ -135,6 +145,11 @@ class _Call:
 
     def gradients(self, out: Any) -> Any:
         """d(out)/d(each chosen argument): a float/Value, or a tuple of them for tuple argnums."""
+        if isinstance(out, Symbolic) and out.requires_grad:
+            # f was traced on placeholders (jit(grad(f))): its gradient is a graph of them.
+            traced = _traced_gradients(out, self.who)
+            grads = tuple(self._read(traced.get(self.leaves[i])) for i in self.positions)
+            return grads[0] if self.single else grads
         leaves = self.leaves.values()
         for leaf in leaves:
             # Arguments the output does not depend on are not visited by backprop: preset their
@@ -155,6 +170,37 @@ class _Call:
         if g is None:
             return constant(0.0) if self.graph else 0.0
         return g if self.graph else float(g)
+
+
+def _traced_gradients(out: Value, who: str) -> dict[Value, Any]:
+    """d(out)/d(node) as graphs for every node below `out`, a Value traced on placeholders.
+
+    `backprop` wants numbers at its root, which a traced graph does not have, so this sweep applies
+    the engine's own one-node step (`node._backward()`, which works on Values once the gradient is a
+    Value) in reverse topological order. That step reads and writes `.grad`, so every `.grad` it
+    touches is borrowed for the sweep and put back as it was (under the lock every sweep holds).
+    """
+    order = engine.topological_order(out, only_requiring_grad=True)
+    with engine.GRAD_LOCK:
+        saved = [node.grad for node in order]
+        try:
+            for node in order:
+                node.grad = 0.0
+            out.grad = constant(1.0)
+            for node in reversed(order):
+                if isinstance(node.grad, Value):  # a float 0.0: nothing reached it, nothing to push
+                    try:
+                        node._backward()
+                    except PlaceholderError:
+                        raise TracedDerivativeError(
+                            f"{who}: the derivative of {node._op!r} picks its formula by looking at "
+                            f"its input, which a traced function (jit(grad(f))) does not have until it "
+                            f"runs; differentiate the compiled function instead: grad(jit(f))"
+                        ) from None
+            return {node: node.grad for node in order}
+        finally:
+            for node, grad in zip(order, saved, strict=True):
+                node.grad = grad
 
 
 # --- the functional API -------------------------------------------------------------------------
