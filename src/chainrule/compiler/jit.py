@@ -56,7 +56,8 @@ class JitFunction:
             traced, shape = self._trace(n)
             with self._lock:
                 if n not in self.programs:
-                    self.programs[n], self._shapes[n] = traced, shape
+                    self._shapes[n] = shape  # first: a program is run as soon as it is in `programs`
+                    self.programs[n] = traced
                 program = self.programs[n]
         return program
 
@@ -102,9 +103,9 @@ class JitFunction:
         if kwargs:
             raise TypeError(f"{self._name()}: a jit-compiled function takes positional arguments only")
         n = len(args)
+        if (id(self), n) in _active_traces():
+            return self.f(*args)  # f calling itself while being traced: the call is traced inline
         if any(isinstance(a, Value) for a in args):
-            if (id(self), n) in _active_traces():
-                return self.f(*args)  # f calling itself while being traced: trace the call inline
             result = run_on_values(self.trace(n), args, self._name())
         else:
             result = self.trace(n)(*args)
