@@ -212,6 +212,14 @@ try:
     endless(1.0)
 except RecursionError as exc:
     print(str(exc))
+
+def helper(x):
+    return helper(x)
+
+try:
+    chainrule.jit(lambda x: helper(x))(1.0)  # a recursion that does not go through jit: as Python says
+except RecursionError as exc:
+    print(str(exc))
 """
 
 
@@ -226,9 +234,10 @@ def test_a_jit_function_calling_itself_while_traced_never_hangs() -> None:
         env={"PYTHONPATH": SRC},
     )
     assert out.returncode == 0, out.stderr
-    first, second = out.stdout.splitlines()
+    first, second, third = out.stdout.splitlines()
     assert first == "15.0 19.0"  # ((x*2)*2)*2 + 3, traced once
     assert second.startswith("jit: endless calls itself without end while being traced")
+    assert third.startswith("maximum recursion depth exceeded")
 
 
 def test_no_lock_is_held_while_the_function_runs() -> None:

@@ -27,8 +27,9 @@ __all__ = ["JitFunction", "jit", "run_on_values"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # chainrule/
 
-# The traces running in each thread right now, as (id of the JitFunction, number of arguments): a
-# function that calls itself while being traced has its recursive call traced inline.
+# The traces running in each thread right now, as (id of the JitFunction, number of arguments) ->
+# how many recursive calls it has traced inline so far: a function that calls itself while being
+# traced has its recursive call traced inline.
 _tracing = threading.local()
 
 
@@ -66,7 +67,7 @@ class JitFunction:
         xs = [placeholder(label) for label in _arg_names(self.f, n)]
         key = (id(self), n)
         active = _active_traces()
-        active.add(key)
+        active[key] = 0
         try:
             out = self.f(*xs)
         except TracedDerivativeError:
@@ -80,13 +81,15 @@ class JitFunction:
                 f"(x.relu(), abs(x), a chainrule.defop), or keep that part outside the jit function"
             ) from None
         except RecursionError:
+            if not active.get(key):
+                raise  # not a recursion through this jit function
             raise RecursionError(
                 f"jit: {self._name()} calls itself without end while being traced: its recursive calls "
                 f"are traced inline, on placeholders that have no values yet, so the recursion must stop "
                 f"on something other than its arguments' values (or keep the recursion outside jit)"
             ) from None
         finally:
-            active.discard(key)
+            del active[key]
         outputs: list[Value] = []
         shape = _flatten(self._name(), out, outputs)
         return compile(outputs[0] if shape is None else outputs, xs), shape
@@ -103,8 +106,10 @@ class JitFunction:
         if kwargs:
             raise TypeError(f"{self._name()}: a jit-compiled function takes positional arguments only")
         n = len(args)
-        if (id(self), n) in _active_traces():
-            return self.f(*args)  # f calling itself while being traced: the call is traced inline
+        active = _active_traces()
+        if (id(self), n) in active:  # f calling itself while being traced: the call is traced inline
+            active[id(self), n] += 1
+            return self.f(*args)
         if any(isinstance(a, Value) for a in args):
             result = run_on_values(self.trace(n), args, self._name())
         else:
@@ -122,11 +127,11 @@ class JitFunction:
         return (JitFunction, (self.f,))
 
 
-def _active_traces() -> set[tuple[int, int]]:
-    """The traces running in this thread."""
+def _active_traces() -> dict[tuple[int, int], int]:
+    """The traces running in this thread, with how many recursive calls each has traced inline."""
     active = getattr(_tracing, "active", None)
     if active is None:
-        active = _tracing.active = set()
+        active = _tracing.active = {}
     return active
 
 
