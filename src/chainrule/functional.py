@@ -8,6 +8,8 @@ modes, chosen at every call:
 - `Value`s in (or a call made while another `grad` is evaluating its function), `Value`s out: the
   backward sweep runs on `Value`s, so the result is itself a graph and can be differentiated again.
   That is why `grad(grad(f))` is the second derivative and `grad(grad(grad(f)))` the third.
+  Placeholders in (what `jit(grad(f))` passes while tracing) work the same way: the gradient is a
+  graph of placeholders, which jit compiles.
 
 `numerical_grad` and `gradcheck` check analytic derivatives against difference quotients, the way
 the seed notebooks did by hand.
