@@ -13,7 +13,9 @@ against its config before a module is built, so what `load` allocates is bounded
 holds, and every check is linear in the file's size. `save` writes a temporary file next to the
 target and renames it over the target only when it is complete, so a crash never leaves a
 half-written model; temporary files left by a killed save are removed by the next save into that
-folder. docs/reliability.md lists these guarantees and the tests that hold them.
+folder (never one that a live save, in any process or PID namespace, still holds locked). Only a
+regular file (or a new one) is written over. docs/reliability.md lists these guarantees and the
+tests that hold them.
 """
 
 from __future__ import annotations
