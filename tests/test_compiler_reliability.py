@@ -266,3 +266,75 @@ def test_each_compiler_module_imports_on_its_own(module):
     code = f"import sys; sys.path.insert(0, {src!r}); import {name}"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# --- bad arguments: one line naming what was wrong ----------------------------------------------------
+def _one_line(info: pytest.ExceptionInfo[BaseException], *words: str) -> None:
+    message = str(info.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_an_input_too_large_for_a_float_is_one_line_naming_it() -> None:
+    x = placeholder("x")
+    program = cr.compile(x * x, [x])
+    with pytest.raises(OverflowError) as info:
+        program(10**400)  # was Python's bare "int too large to convert to float"
+    _one_line(info, "input 'x'", "about 401 digits", "too large for a float")
+    with pytest.raises(OverflowError) as info:
+        program.value_and_grad(np.array([1.0, 2.0]), grad_output=10**400)
+    _one_line(info, "grad_output", "too large for a float")
+
+
+@pytest.mark.parametrize("weight", ["a", b"a", np.array(["a", "b"]), {"a": 1}])
+def test_a_grad_output_that_is_not_numbers_is_one_line(weight: object) -> None:
+    x = placeholder("x")
+    program = cr.compile(x * x, [x])
+    with pytest.raises(TypeError) as info:  # was numpy's "could not convert string to float: 'a'"
+        program.value_and_grad(np.array([1.0, 2.0]), grad_output=weight)
+    _one_line(info, "grad_output: each weight must be a number or an array of 2 real numbers")
+    with pytest.raises(TypeError) as info:
+        program.value_and_grad(1.0, grad_output=weight)
+    _one_line(info, "grad_output: with float inputs each weight must be a number")
+
+
+@pytest.mark.parametrize("inputs", [None, "x", 3])
+def test_compile_with_inputs_that_are_not_a_list_of_placeholders_is_one_line(inputs: object) -> None:
+    x = placeholder("x")
+    with pytest.raises(TypeError) as info:  # None was "'NoneType' object is not iterable"
+        cr.compile(x * x, inputs)  # type: ignore[arg-type]
+    _one_line(info, "compile: inputs must be a placeholder or a list of them")
+    assert cr.compile(x * 2.0, (x,))(3.0) == 6.0 and cr.compile(Value(2.0) * 3.0, [])() == 6.0
+
+
+WITHOUT_NUMPY = """
+import sys
+sys.modules["numpy"] = None  # as if numpy were not installed
+import chainrule as cr
+x = cr.placeholder("x")
+p = cr.compile((x * cr.Value(2.0)).tanh(), [x])
+print(p(0.5))  # float mode needs no numpy
+runs = [("batch", lambda: p([1.0, 2.0])), ("to_jax", p.to_jax), ("parameter_array", p.parameter_array),
+        ("loss_and_grad", lambda: p.loss_and_grad([2.0], 1.0))]
+for name, run in runs:
+    try:
+        run()
+    except ImportError as exc:
+        print(name, type(exc).__name__, exc)
+"""
+
+
+def test_batch_runs_and_exports_without_numpy_say_what_to_install() -> None:
+    env = {"PYTHONPATH": str(PACKAGE.parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", WITHOUT_NUMPY], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert float(lines[0]) == pytest.approx(math.tanh(1.0))
+    hint = "needs numpy, which is not installed: pip install numpy"
+    assert lines[1:] == [
+        f"batch ImportError a batch run (array inputs) {hint}",
+        f"to_jax ImportError Program.to_jax() {hint}",
+        f"parameter_array ImportError Program.parameter_array() {hint}",
+        f"loss_and_grad ImportError Program.loss_and_grad() {hint}",
+    ]

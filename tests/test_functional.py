@@ -208,3 +208,30 @@ def test_higher_order_grad_leaves_no_reference_cycles():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_grad_gives_floats_in_every_thread_while_others_are_inside_grad() -> None:
+    # The recording depth used to be one module global: while one thread was inside grad(f), another
+    # thread's grad(g)(3.0) saw a depth > 0 and returned a Value instead of a float.
+    import threading
+
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow(x: Value) -> Value:
+        inside.set()
+        assert release.wait(30), "the main thread never released the slow grad"
+        return x * x
+
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(grad(slow)(2.0)))
+    worker.start()
+    try:
+        assert inside.wait(30)
+        # the other thread is inside grad(slow) right now
+        answers = [grad(lambda x: x * x * x)(3.0) for _ in range(50)]
+    finally:
+        release.set()
+        worker.join(30)
+    assert all(type(a) is float and a == 27.0 for a in answers)
+    assert results == [4.0] and type(results[0]) is float

@@ -345,3 +345,123 @@ def test_saving_while_being_killed_leaves_an_intact_model_and_no_stale_temp_file
     assert [p.data for p in chainrule.load(path).parameters()] == expected  # never half-written
     chainrule.save(chainrule.load(path), path)  # the next save cleans up after the killed ones
     assert os.listdir(tmp_path) == ["model.json"]
+
+
+@contextlib.contextmanager
+def no_rename(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail (rather than replace the file) if save ever gets as far as renaming over its target."""
+
+    def forbidden(src: object, dst: object) -> None:
+        raise AssertionError(f"save renamed a temporary file over {dst}")
+
+    monkeypatch.setattr(os, "replace", forbidden)
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.skipif(not POSIX, reason="FIFOs, sockets and /dev/null are POSIX")
+@pytest.mark.parametrize(
+    ("kind", "through_link"),
+    [("fifo", False), ("fifo", True), ("socket", False), ("socket", True), ("device", True)],
+)
+def test_save_refuses_devices_fifos_and_sockets_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, through_link: bool
+) -> None:
+    # The temp-file-and-rename used to replace whatever was at the path: as root,
+    # save(model, "/dev/null") turned the system's /dev/null into a JSON file.
+    import socket
+
+    if kind == "fifo":
+        special = tmp_path / "pipe"
+        os.mkfifo(special)
+    elif kind == "socket":
+        special = tmp_path / "sock"
+        server = socket.socket(socket.AF_UNIX)
+        with monkeypatch.context() as here:  # a relative name: socket paths are limited to ~100 bytes
+            here.chdir(tmp_path)
+            server.bind("sock")
+    else:  # /dev/null, reached through a link (the rename is forbidden above, so it stays safe)
+        special = Path(os.devnull)
+    path = special
+    if through_link:
+        path = tmp_path / "model.json"
+        path.symlink_to(special)
+    before = os.stat(special)
+    try:
+        with time_limit(20), no_rename(monkeypatch), pytest.raises(OSError) as info:
+            chainrule.save(MLP(2, [1]), path)
+    finally:
+        if kind == "socket":
+            server.close()
+    message = str(info.value)
+    words = {"fifo": "a FIFO (named pipe)", "socket": "a socket", "device": "a character device"}[kind]
+    assert "\n" not in message and f"save: this is {words}, not a regular file" in message
+    after = os.stat(special)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)  # untouched
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+fcntl.flock(fd, fcntl.LOCK_EX)  # what a save does while it writes
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+@pytest.mark.skipif(not POSIX, reason="the temp files' locks are POSIX")
+def test_a_live_save_whose_pid_looks_dead_keeps_its_temp_file(tmp_path: Path) -> None:
+    # A saver in another PID namespace (another container of the pod, same host name) has a pid that
+    # is dead in ours: its temp file used to be deleted under it ("No such file or directory").
+    live = tmp_path / f".chainrule-{serialize._HOST}-{dead_pid()}-0badf00d.tmp"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(live)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        chainrule.save(MLP(2, [1]), tmp_path / "m.json")
+        assert live.exists()  # its writer holds the lock: still being written
+    finally:
+        holder.communicate(timeout=30)
+    chainrule.save(MLP(2, [1]), tmp_path / "m.json")
+    assert not live.exists()  # the writer is gone and its lock with it: now it is stale
+
+
+SAVER = """
+import sys, time
+import chainrule
+from chainrule import serialize
+from chainrule.nn import MLP
+
+serialize._process_alive = lambda pid: False  # every other saver's pid looks dead, as across namespaces
+model = MLP(3, [8, 1])
+deadline = time.monotonic() + float(sys.argv[2])
+count = 0
+while time.monotonic() < deadline:
+    chainrule.save(model, sys.argv[1])
+    count += 1
+print(count)
+"""
+
+
+@pytest.mark.skipif(not POSIX, reason="the temp files' locks are POSIX")
+def test_savers_that_see_each_others_pids_as_dead_never_break_each_others_saves(tmp_path: Path) -> None:
+    """Two processes saving into one folder for 2 s each; bounded by a 60 s timeout."""
+    savers = [
+        subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(tmp_path / f"m{i}.json"), "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        for i in range(2)
+    ]
+    for saver in savers:
+        out, err = saver.communicate(timeout=60)
+        assert saver.returncode == 0, err.strip().splitlines()[-1:]
+        assert int(out) > 0
+    assert sorted(os.listdir(tmp_path)) == ["m0.json", "m1.json"]

@@ -87,13 +87,39 @@ def outputs(book: Any) -> list[dict[str, Any]]:
 
 
 def output_text(book: Any) -> str:
+    """All text a notebook shows: each cell's stdout and stderr as printed, then its results.
+
+    A kernel may split one `print` into several stream messages (ipykernel flushes on a timer, so on
+    a loaded machine "12.0 12.0 6.0" can arrive as "12.0 12.0" and " 6.0"). The pieces of one stream
+    are joined as they were written, with nothing in between, as Jupyter shows them; only separate
+    kinds of output are separated by a newline.
+    """
     parts = []
-    for output in outputs(book):
-        if output.get("output_type") == "stream":
-            parts.append(output.get("text", ""))
-        elif "data" in output and "text/plain" in output["data"]:
-            parts.append(output["data"]["text/plain"])
+    for cell in book.cells:
+        if cell.cell_type != "code":
+            continue
+        streams: dict[str, list[str]] = {}
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                streams.setdefault(output.get("name", "stdout"), []).append(output.get("text", ""))
+            elif "data" in output and "text/plain" in output["data"]:
+                parts.append(output["data"]["text/plain"])
+        parts.extend("".join(pieces) for pieces in streams.values())
     return "\n".join(parts)
+
+
+def test_output_text_does_not_depend_on_how_the_kernel_splits_a_stream() -> None:
+    nbformat = need("nbformat")
+    one_print = ["12.0 12.0 6.0\nx1.grad = -1.5\n"]
+    split = ["12.0 12", ".0", " 6.0\nx1.grad", " = -1.5\n"]
+    texts = []
+    for pieces in (one_print, split):
+        cell = nbformat.v4.new_code_cell("print(...)")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in pieces]
+        cell.outputs.insert(1, nbformat.v4.new_output("stream", name="stderr", text="a warning\n"))
+        texts.append(output_text(nbformat.v4.new_notebook(cells=[cell])))
+    assert texts[0] == texts[1]
+    assert "12.0 12.0 6.0\nx1.grad = -1.5" in texts[1] and "a warning" in texts[1]
 
 
 def test_every_notebook_is_checked() -> None:

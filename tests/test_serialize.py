@@ -314,3 +314,39 @@ def test_load_refuses_a_huge_integer(tmp_path):
 def test_missing_file_is_a_plain_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         chainrule.load(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "words"),
+    [
+        ({"scale": float("nan")}, ValueError, "the config of Scaled holds nan at config['scale']"),
+        ({"sizes": [1, float("inf")]}, ValueError, "holds inf at config['sizes'][1]"),
+        ({"scale": object()}, TypeError, "holds a object at config['scale'], which a JSON model file"),
+        ({1: 2.0}, TypeError, "has the key 1 in config; JSON keys are text"),
+        ([1.0], TypeError, "Scaled.config() must return a dict, got list"),
+    ],
+)
+def test_save_refuses_a_config_json_cannot_hold_in_one_line(tmp_path, monkeypatch, config, error, words):
+    # json.dump used to fail halfway through the write with its own words ("Out of range float
+    # values are not JSON compliant"), naming neither the module nor the entry.
+    from chainrule import serialize
+
+    monkeypatch.setattr(serialize, "MODULES", dict(serialize.MODULES))
+
+    @register
+    class Scaled(Module):
+        def __init__(self, scale: float = 1.0) -> None:
+            self.a = Value(1.0)
+
+        def parameters(self) -> list[Value]:
+            return [self.a]
+
+        def config(self) -> dict:
+            return config
+
+    path = tmp_path / "m.json"
+    path.write_text("old")
+    with pytest.raises(error) as info:
+        chainrule.save(Scaled(), path)
+    assert str(info.value).startswith("save: ") and words in str(info.value) and "\n" not in str(info.value)
+    assert os.listdir(tmp_path) == ["m.json"] and path.read_text() == "old"

@@ -8,6 +8,8 @@ modes, chosen at every call:
 - `Value`s in (or a call made while another `grad` is evaluating its function), `Value`s out: the
   backward sweep runs on `Value`s, so the result is itself a graph and can be differentiated again.
   That is why `grad(grad(f))` is the second derivative and `grad(grad(grad(f)))` the third.
+  Placeholders in (what `jit(grad(f))` passes while tracing) work the same way: the gradient is a
+  graph of placeholders, which jit compiles.
 
 `numerical_grad` and `gradcheck` check analytic derivatives against difference quotients, the way
 the seed notebooks did by hand.
@@ -18,19 +20,35 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import engine
-from .engine import Value, constant, gradients
-from .errors import BackwardClosureError, GradcheckError
+from .engine import Symbolic, Value, constant, gradients
+from .errors import BackwardClosureError, GradcheckError, PlaceholderError
 
 Argnums = int | Sequence[int]
 
-# How many grad/jacobian calls are evaluating their function right now. A derivative computed while
-# another one is being evaluated must stay a graph (the outer call differentiates it again), even when
-# its own arguments are plain floats: `grad(lambda x: grad(lambda y: x * y)(1.0))(2.0)` closes over x.
-_depth = 0
+
+class TracedDerivativeError(PlaceholderError):
+    """`grad` of a traced function (`jit(grad(f))`) met a derivative that needs its input's value.
+
+    The derivatives of relu, abs and `**` pick a formula by looking at their input (its sign, or
+    whether it is 0), which a placeholder does not have until the compiled program runs.
+    """
+
+
+# How many grad/jacobian calls are evaluating their function right now, in this thread. A derivative
+# computed while another one is being evaluated must stay a graph (the outer call differentiates it
+# again), even when its own arguments are plain floats: `grad(lambda x: grad(lambda y: x * y)(1.0))(2.0)`
+# closes over x. The count is per thread (like no_grad): another thread's grad says nothing about ours.
+_state = threading.local()
+
+
+def _recording_depth() -> int:
+    """How many grad/jacobian calls of this thread are evaluating their function right now."""
+    return getattr(_state, "depth", 0)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -90,15 +108,16 @@ class _Call:
         spec: tuple[tuple[int, ...], bool],
         who: str,
     ) -> None:
-        global _depth
+        self.who = who
         self.positions = _positions(spec[0], len(args), who)
         self.single = spec[1]
         for i in self.positions:
             _check_scalar_arg(args[i], i, who)
-        self.graph = _depth > 0 or any(isinstance(a, Value) for a in args)
+        depth = _recording_depth()
+        self.graph = depth > 0 or any(isinstance(a, Value) for a in args)
         call_args = list(args)
         # grad() asks for gradients, so it records a graph even inside no_grad() (as torch.func does).
-        _depth += 1
+        _state.depth = depth + 1
         try:
             with engine.enable_grad():
                 self.leaves: dict[int, Value] = {}
@@ -108,7 +127,7 @@ class _Call:
                     call_args[i] = self.leaves[i]
                 self.out = f(*call_args, **kwargs)
         finally:
-            _depth -= 1
+            _state.depth = depth
 
     def _stand_in(self, x: Any) -> Value:
         if not isinstance(x, Value):
@@ -129,7 +148,10 @@ class _Call:
     def gradients(self, out: Any) -> Any:
         """d(out)/d(each chosen argument): a float/Value, or a tuple of them for tuple argnums."""
         found: dict[Value, Any] = {}
-        if isinstance(out, Value) and out.requires_grad:
+        if isinstance(out, Symbolic) and out.requires_grad:
+            # f was traced on placeholders (jit(grad(f))): its gradient is a graph of them.
+            found = _traced_gradients(out, self.who)
+        elif isinstance(out, Value) and out.requires_grad:
             found = gradients(out, create_graph=self.graph)
         # Arguments the output does not depend on are not reached by the sweep: their gradient is 0.
         grads = tuple(self._read(found.get(self.leaves[i])) for i in self.positions)
@@ -139,6 +161,34 @@ class _Call:
         if g is None:
             return constant(0.0) if self.graph else 0.0
         return g if self.graph else float(g)
+
+
+class _TracedCheck:
+    """The reference sweep's hook for a traced graph: a rule that needs its input's number is named."""
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+
+    def contribution(self, node: Value, i: int, g: Any, d: Any, before: Any, total: Any) -> None:
+        """Every contribution of a traced graph is a graph itself: nothing to check."""
+
+    def failed(self, node: Value, g: Any, exc: BaseException) -> None:
+        if isinstance(exc, PlaceholderError):
+            raise TracedDerivativeError(
+                f"{self.who}: the derivative of {node._op!r} picks its formula by looking at "
+                f"its input, which a traced function (jit(grad(f))) does not have until it "
+                f"runs; differentiate the compiled function instead: grad(jit(f))"
+            ) from None
+
+
+def _traced_gradients(out: Value, who: str) -> dict[Value, Any]:
+    """d(out)/d(node) as graphs for every node below `out`, a Value traced on placeholders.
+
+    The engine's reference sweep with its rules on Values: each gradient is itself a traced graph,
+    which `jit` then compiles. It touches no node's `.grad`.
+    """
+    order = engine.gradient_order(out)
+    return engine.sweep(out, constant(1.0), order, graph=True, check=_TracedCheck(who))
 
 
 # --- the functional API -------------------------------------------------------------------------

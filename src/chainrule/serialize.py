@@ -13,7 +13,9 @@ against its config before a module is built, so what `load` allocates is bounded
 holds, and every check is linear in the file's size. `save` writes a temporary file next to the
 target and renames it over the target only when it is complete, so a crash never leaves a
 half-written model; temporary files left by a killed save are removed by the next save into that
-folder. docs/reliability.md lists these guarantees and the tests that hold them.
+folder (never one that a live save, in any process or PID namespace, still holds locked). Only a
+regular file (or a new one) is written over. docs/reliability.md lists these guarantees and the
+tests that hold them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from .nn import MLP, Layer, Module, Neuron
+
+try:  # POSIX: a save holds a lock on its temporary file, so others can tell it is still being written
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 FORMAT = "chainrule"
 VERSION = 1
@@ -166,13 +173,49 @@ def to_dict(module: Module) -> dict[str, Any]:
         for x in value if isinstance(value, list) else [value]:
             if not math.isfinite(x):
                 raise ValueError(f"save: parameter {key!r} is {x!r}; a model file holds finite numbers only")
+    config = module.config()
+    _check_config(name, config)
     return {
         "format": FORMAT,
         "version": VERSION,
         "module": name,
-        "config": module.config(),
+        "config": config,
         "parameters": state,
     }
+
+
+def _check_config(name: str, config: Any) -> None:
+    """Refuse, in one line naming the entry, a config that a JSON model file cannot hold.
+
+    Without this, `json.dump` would fail halfway through writing with its own words ("Out of range
+    float values are not JSON compliant"), naming neither the module nor the entry.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"save: {name}.config() must return a dict, got {type(config).__name__}")
+    stack: list[tuple[str, Any]] = [("config", config)]
+    while stack:  # iterative, so a deeply nested config cannot exhaust the recursion limit
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"save: the config of {name} holds {value!r} at {where}; "
+                f"a model file holds finite numbers only"
+            )
+        if value is None or isinstance(value, bool | int | float | str):
+            continue
+        if isinstance(value, list | tuple):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(
+                        f"save: the config of {name} has the key {key!r} in {where}; JSON keys are text"
+                    )
+                stack.append((f"{where}[{key!r}]", item))
+        else:
+            raise TypeError(
+                f"save: the config of {name} holds a {type(value).__name__} at {where}, which a JSON model "
+                f"file cannot store (numbers, text, true/false, null, lists and dicts)"
+            )
 
 
 def _count_numbers(state: dict[str, Any]) -> int:
@@ -283,7 +326,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # Temporary files of `save`: ".chainrule-<host>-<pid>-<random>.tmp" next to the target. The name is
 # short whatever the target's (a 255-character file name still works) and says which process wrote
-# it, so a later save can remove the ones whose writer was killed.
+# it, so a later save can remove the ones whose writer was killed. A process id alone cannot tell:
+# savers in different PID namespaces (two containers of one pod sharing a volume, with one host
+# name) see each other's ids as dead. So the writer also holds an exclusive lock (flock) on its temp
+# file until the rename, and a file is only removed by a save that can take that lock itself.
 _TMP_PREFIX = ".chainrule-"
 _TMP_SUFFIX = ".tmp"
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
@@ -293,8 +339,10 @@ _STALE_SCAN_LIMIT = 10_000  # directory entries looked at per save, so a huge fo
 def save(module: Module, path: str | os.PathLike[str]) -> Path:
     """Write `module` (architecture and parameters) to `path` as JSON, atomically; returns the path.
 
-    A symlink is written through (its target gets the new model, the link stays). The process umask
-    is never changed: a new file gets 0o666 minus the umask, an existing file keeps its mode.
+    A symlink is written through (its target gets the new model, the link stays). Only a regular
+    file or a new one is written: a folder, device, FIFO or socket (directly or behind a symlink) is
+    refused. The process umask is never changed: a new file gets 0o666 minus the umask, an existing
+    file keeps its mode.
     """
     try:
         target = _save_target(path)
@@ -304,15 +352,14 @@ def save(module: Module, path: str | os.PathLike[str]) -> Path:
             mode: int | None = target.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = None
-        tmp = target.parent / f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        # The kernel applies the umask to 0o666 itself: no need to read (and so set) the umask.
-        fd = os.open(tmp, flags, 0o666 if mode is None else mode & 0o666)
+        tmp, fd = _create_locked_temp_file(target.parent, mode)
     except OSError as exc:
         if exc.errno is None or str(exc.strerror).startswith("save:"):
             raise
         raise OSError(exc.errno, f"save: cannot write {path}: {exc.strerror}", os.fspath(path)) from None
     try:
+        # The file stays open (so locked) until it has been renamed: closing it first would let
+        # another save take the lock and remove the finished file before the rename.
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             if mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode)  # the existing file's exact permissions
@@ -320,7 +367,7 @@ def save(module: Module, path: str | os.PathLike[str]) -> Path:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the rename makes it the model file
-        os.replace(tmp, target)
+            os.replace(tmp, target)
     except BaseException as exc:
         # Whatever went wrong (even KeyboardInterrupt), the old file stays and no temp file is left.
         tmp.unlink(missing_ok=True)
@@ -342,13 +389,87 @@ def _save_target(path: str | os.PathLike[str]) -> Path:
     target = Path(text)
     if target.is_symlink():
         target = Path(os.path.realpath(target))  # write through the link, as open(path, "w") would
-    if target.is_dir():
+    try:
+        kind = target.stat().st_mode
+    except FileNotFoundError:
+        kind = None  # a new file (or a dangling link's target): created by the rename
+    if kind is not None and stat.S_ISDIR(kind):
         raise IsADirectoryError(errno.EISDIR, "save: this is a folder; give a file name inside it", text)
+    if kind is not None and not stat.S_ISREG(kind):
+        # The rename would replace the device, FIFO or socket itself (as root, /dev/null would
+        # become a JSON file): a model is written only over a regular file or a new one.
+        where = "" if str(target) == text else f" (the link points to {target})"
+        raise OSError(
+            errno.EINVAL,
+            f"save: this is {_file_kind(kind)}, not a regular file{where}; give the path of a model file",
+            text,
+        )
     if not target.parent.is_dir():
         raise FileNotFoundError(
             errno.ENOENT, "save: the folder to write into does not exist", str(target.parent)
         )
     return target
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words, for save's refusal."""
+    kinds = [
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def _create_locked_temp_file(directory: Path, mode: int | None) -> tuple[Path, int]:
+    """A new temporary file in `directory`, open for writing and locked by this save: (path, fd).
+
+    A stale-file cleaner that took the lock just before we did may have removed the file; then the
+    name no longer leads to our file, and we start again with a new name.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TMP_SUFFIX}"
+        # The kernel applies the umask to 0o666 itself: no need to read (and so set) the umask.
+        fd = os.open(tmp, flags, 0o666 if mode is None else mode & 0o666)
+        try:
+            if not _lock(fd, wait=True) or _same_file(tmp, fd):
+                return tmp, fd
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)  # removed by a cleaner between our open and our lock: try another name
+    raise OSError(errno.EAGAIN, f"save: could not create a temporary file in {directory}", str(directory))
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """Take the exclusive lock on open file `fd`: True if taken; False if the system has no locks.
+
+    With `wait=False`, a lock held by someone else raises BlockingIOError instead of waiting.
+    """
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return False  # a file system without locks
+        raise
+    return True
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (it may have been removed or replaced)."""
+    try:
+        there = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino)
 
 
 def _process_alive(pid: int) -> bool:
@@ -367,13 +488,14 @@ def _process_alive(pid: int) -> bool:
 
 
 def _remove_stale_temp_files(directory: Path) -> int:
-    """Delete temp files of saves on this machine whose process is gone; returns how many.
+    """Delete temp files of saves on this machine whose writer is gone; returns how many.
 
-    Only names of our own pattern, written on this host, by a process that no longer exists: a
-    save running in another process (or on another machine sharing the folder) is never touched.
-    At most `_STALE_SCAN_LIMIT` directory entries are looked at.
+    Only names of our own pattern, written on this host, by a process id that does not exist here,
+    and only if this save can take the file's lock: the writer holds it until its rename, so a save
+    running in another process, in another PID namespace, or on another machine sharing the folder
+    is never touched. At most `_STALE_SCAN_LIMIT` directory entries are looked at.
     """
-    if os.name != "posix":  # os.kill(pid, 0) is not a harmless probe on Windows
+    if os.name != "posix" or fcntl is None:  # os.kill(pid, 0) is not a harmless probe on Windows
         return 0
     removed = 0
     try:
@@ -390,14 +512,27 @@ def _remove_stale_temp_files(directory: Path) -> int:
             parts = name[len(_TMP_PREFIX) : -len(_TMP_SUFFIX)].split("-")
             if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit() or len(parts[1]) > 10:
                 continue
-            if _process_alive(int(parts[1])):
+            if _process_alive(int(parts[1])) or not entry.is_file(follow_symlinks=False):
                 continue
-            try:
-                os.unlink(entry.path)
-                removed += 1
-            except OSError:  # removed by someone else meanwhile, or not ours to remove
-                pass
+            removed += _remove_if_abandoned(Path(entry.path))
     return removed
+
+
+def _remove_if_abandoned(path: Path) -> int:
+    """Remove temp file `path` if no save holds its lock (its writer is gone): 1 if removed, else 0."""
+    try:  # O_NONBLOCK: a FIFO planted under our name must not block the open
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    except OSError:  # removed by someone else meanwhile, or not ours to open
+        return 0
+    try:
+        if not _lock(fd, wait=False) or not _same_file(path, fd):
+            return 0  # no locks here, so no way to tell it is abandoned; or already replaced
+        os.unlink(path)  # while holding the lock: its writer cannot be mid-way through creating it
+        return 1
+    except OSError:  # BlockingIOError: a live save holds the lock; or removed meanwhile
+        return 0
+    finally:
+        os.close(fd)
 
 
 def load(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) -> Module:

@@ -19,9 +19,10 @@ no `Value` at all.
 
 from __future__ import annotations
 
+import math
 import numbers
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..engine import Symbolic, Value, symbolic, topological_order
@@ -113,6 +114,7 @@ class Program:
     # --- export to other engines (chainrule.export) --------------------------------------------
     def to_jax(self, *, check: bool = False) -> tuple[Any, Any]:
         """`(fn, params)`: this program as a pure JAX function `fn(params, *inputs)` and its parameters."""
+        require_numpy("Program.to_jax()")  # before JAX's own import fails with a less helpful message
         from ..export import to_jax
 
         return to_jax(self, check=check)
@@ -187,7 +189,7 @@ class Program:
     # --- the functional form: parameters as one array ---------------------------------------------
     def parameter_array(self) -> Any:
         """A new 1-d float64 numpy array of the parameters' current `.data`, in `parameters` order."""
-        import numpy as np
+        np = require_numpy("Program.parameter_array()")
 
         return np.fromiter((p.data for p in self.parameters), dtype=np.float64, count=len(self.parameters))
 
@@ -216,7 +218,7 @@ class Program:
     # --- helpers -----------------------------------------------------------------------------
     def _check_theta(self, where: str, theta: Any) -> Any:
         """`theta` as a 1-d float64 array of one entry per parameter, or a clear error."""
-        import numpy as np
+        np = require_numpy(f"Program.{where}()")
 
         if isinstance(theta, str | bytes) or not _array_like(theta):
             raise TypeError(
@@ -246,7 +248,7 @@ class Program:
             if type(x) is float:
                 out.append(x)
             elif isinstance(x, numbers.Real):
-                out.append(float(x))
+                out.append(_number_to_float(x, f"input {name!r}"))
             elif isinstance(x, str | bytes | Value) or not _array_like(x):
                 raise TypeError(
                     f"input {name!r} must be a number or a 1-d numpy array, got {type(x).__name__}: {x!r:.80}"
@@ -274,13 +276,18 @@ class Program:
             if s is None:
                 out.append(0.0)
             elif isinstance(s, numbers.Real):
-                out.append(float(s))
+                out.append(_number_to_float(s, "grad_output"))
             elif batch is None:
                 raise TypeError(f"grad_output: with float inputs each weight must be a number, got {s!r:.80}")
             else:
-                import numpy as np
-
-                arr = np.asarray(s, dtype=np.float64)
+                np = require_numpy("a batch run")
+                arr = np.asarray(s) if _array_like(s) and not isinstance(s, str | bytes) else None
+                if arr is None or arr.dtype.kind not in "biuf":
+                    raise TypeError(
+                        f"grad_output: each weight must be a number or an array of {batch} real numbers, "
+                        f"got {type(s).__name__}: {s!r:.80}"
+                    )
+                arr = arr.astype(np.float64, copy=False)
                 if arr.shape not in ((), (batch,)):
                     raise ValueError(
                         f"grad_output: expected a number or an array of {batch}, got shape {arr.shape}"
@@ -302,6 +309,7 @@ class Program:
         for `loss_and_grad` computes no input gradients, so it is a separate one."""
         plan = self._batch.get(input_grads)
         if plan is None:
+            require_numpy("a batch run (array inputs)")
             from .batch_plan import BatchPlan
 
             with self._lock:
@@ -319,6 +327,26 @@ def _hand_built_error(node: Value) -> TypeError:
         f"one float at a time and cannot be compiled; define the operation with chainrule.defop (a row "
         f"of the derivative table) and the Program can run it"
     )
+
+
+def require_numpy(what: str) -> Any:
+    """The numpy module, or an ImportError saying that `what` needs it and how to install it."""
+    try:
+        import numpy
+    except ImportError:
+        raise ImportError(f"{what} needs numpy, which is not installed: pip install numpy") from None
+    return numpy
+
+
+def _number_to_float(x: Any, what: str) -> float:
+    """A real number as a float, or one line naming `what` (an int too large for a float)."""
+    try:
+        return float(x)
+    except OverflowError:
+        # str() of a huge int is slow (and refused past 4300 digits): count its digits instead
+        digits = int(x.bit_length() * math.log10(2)) + 1 if isinstance(x, int) else 0
+        text = f"an integer of about {digits} digits" if digits else f"{x!r:.40}"
+        raise OverflowError(f"{what} is {text}, too large for a float (at most about 1.8e308)") from None
 
 
 def _array_like(x: Any) -> bool:
@@ -354,7 +382,15 @@ def compile(output: Value | Sequence[Value], inputs: Value | Sequence[Value]) ->
     for i, o in enumerate(outputs):
         if not isinstance(o, Value):
             raise TypeError(f"compile: output {i} must be a Value, got {type(o).__name__}: {o!r:.80}")
-    ins = [inputs] if isinstance(inputs, Value) else list(inputs)
+    if isinstance(inputs, Value):
+        ins = [inputs]
+    elif isinstance(inputs, Iterable) and not isinstance(inputs, str | bytes):
+        ins = list(inputs)
+    else:
+        raise TypeError(
+            f"compile: inputs must be a placeholder or a list of them (e.g. [x, y]; [] for none), "
+            f"got {type(inputs).__name__}: {inputs!r:.80}"
+        )
     seen: set[Value] = set()
     for i, x in enumerate(ins):
         if not isinstance(x, Value):
