@@ -8,6 +8,8 @@ input ranges from tests/op_cases.py (where a row without an entry fails).
 
 from __future__ import annotations
 
+import pickle
+
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -112,11 +114,13 @@ def test_elementwise_op_matches_torch(op: Any, kinds: tuple[str, ...], shapes: t
 
 # --- the tensor-only ops ---------------------------------------------------------------------------
 def test_tensor_ops_are_rows_of_their_own() -> None:
-    assert [op.name for op in TENSOR_OPS] == ["matmul", "sum", "mean", "reshape", "transpose"]
+    assert [op.name for op in TENSOR_OPS] == ["matmul", "axis_sum", "mean", "reshape", "transpose"]
     assert TENSOR_OPS_BY_NAME == {op.name: op for op in TENSOR_OPS}
+    assert not set(TENSOR_OPS_BY_NAME) & set(OPS)  # the axis sum is not the n-ary sum: two names
     for op in TENSOR_OPS:
         assert op.doc and op.symbol and len(op.derivatives) == op.arity, op.name
         assert op not in TABLE and OPS.get(op.name) is not op  # the scalar table is untouched
+        assert pickle.loads(pickle.dumps(op)) is op  # every row pickles by name
 
 
 def _check_unary(shape: tuple[int, ...], ours: Callable[[Any], Any], theirs: Callable[[Any], Any]) -> None:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..engine import Value, apply, constant, placeholder
+from ..engine import Value, apply, constant, depends_on, placeholder
 from ..errors import PlaceholderError
 from ..functional import TracedDerivativeError
 from .program import Program, compile  # noqa: A004
@@ -200,15 +200,8 @@ def _what(exc: BaseException, xs: list[Value]) -> str:
         return "a value computed from its arguments"
     if node in xs:
         return f"its argument {node.label!r}"
-    found, seen, stack = [], {node}, [node]
-    while stack:  # bounded: each node of the traced graph is visited once
-        for child in stack.pop()._prev:
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-                if child in xs:
-                    found.append(child)
-    names = ", ".join(repr(x.label) for x in xs if x in found)
+    found = depends_on(node, xs)  # the engine's walk: each node of the traced graph visited once
+    names = ", ".join(repr(x.label) for x in found)
     return f"a value computed from its argument{'s' if len(found) > 1 else ''} {names}"
 
 
