@@ -9,7 +9,6 @@ input ranges from tests/op_cases.py (where a row without an entry fails).
 from __future__ import annotations
 
 import pickle
-
 import zlib
 from collections.abc import Callable
 from typing import Any
