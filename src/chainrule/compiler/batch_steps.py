@@ -25,9 +25,10 @@ from ..backends import FLOAT, numpy_backend
 from ..errors import DomainError
 from ..ops import Op
 from .instruction import with_context
+from .plan import ONE_ROW, UNIFORM, VARYING, ZERO_ROW, MapGroup, PlanBuilder, SumsGroup
 
-UNIFORM, VARYING = 0, 1  # the two buffers: one value for the whole batch, or one per sample
-ZERO_ROW, ONE_ROW = 0, 1  # fixed rows of the uniform buffer: 0.0 (padding in W) and 1.0 (coefficient 1)
+__all__ = ["ONE_ROW", "UNIFORM", "VARYING", "ZERO_ROW", "BufferRows", "MapStep", "SumsOfProductsStep"]
+
 BUFFER_NAMES = "UV"  # how `describe` writes them
 
 
@@ -161,6 +162,11 @@ class MapStep:
                     op=self.op.name,
                     value=tuple(values),
                 ) from exc
+
+    def group(self, builder: PlanBuilder) -> MapGroup:
+        """This step as public plan data (`compiler.plan`), its reads relative to `builder`'s blocks."""
+        reads = tuple(builder.read(r.buffer, r.indices) for r in self.operands)
+        return MapGroup(self.buffer, self.stop - self.start, self.op, reads)
 
     def describe(self) -> str:
         kinds = "".join(BUFFER_NAMES[r.buffer] for r in self.operands)
@@ -339,6 +345,37 @@ class SumsOfProductsStep:
             if self.bias_weight_grad_rows is not None:
                 share = (tg * u[self.bias_value_rows])[self.bias_weight_grad_terms]
                 self.bias_weight_grad_rows.add(gu, share[:, None])
+
+    def group(self, builder: PlanBuilder) -> SumsGroup:
+        """This step as public plan data (`compiler.plan`), its reads relative to `builder`'s blocks."""
+        k = self.stop - self.start
+        weights = values = None
+        shape, scale, segments = (0, 0), None, None
+        if self.layout == "dense":
+            shape = self.weight_rows.shape
+            weights = builder.read(UNIFORM, self.weight_rows.ravel(), exact=True)
+            values = builder.read(VARYING, self.inputs.indices)
+            if self.scaled:
+                scale = builder.array(np.asarray(self.coefficients, dtype=np.float64))
+        elif self.layout == "sparse":
+            weights = builder.read(UNIFORM, self.term_weights, exact=True)
+            values = builder.read(VARYING, self.term_values.indices, exact=True)
+            scale = builder.array(np.asarray(self.term_coefficients, dtype=np.float64)[:, None])
+            segments = builder.array(np.asarray(self.term_sum, dtype=np.int64))
+        bias = bias_weights = None
+        bias_scale = bias_segments = None
+        if self.has_bias:
+            bias = builder.read(UNIFORM, self.bias_value_rows, exact=True)
+            if not self.bias_unweighted:
+                bias_weights = builder.read(UNIFORM, self.bias_weight_rows, exact=True)
+            if self.bias_scaled:
+                bias_scale = builder.array(np.asarray(self.bias_coefficients, dtype=np.float64)[:, None])
+            if not self.one_term_per_sum:
+                bias_segments = builder.array(np.asarray(self.bias_sum, dtype=np.int64))
+        return SumsGroup(
+            self.buffer, k, self.layout, weights, (int(shape[0]), int(shape[1])), scale, values, segments,
+            bias, bias_weights, bias_scale, bias_segments,
+        )  # fmt: skip
 
     def describe(self) -> str:
         k = self.stop - self.start
