@@ -429,6 +429,11 @@ def _make_torch() -> Backend:
         "step": lambda x: (~(x <= 0.0)).to(x.dtype),  # 1 at NaN, as FLOAT's step
         "sign": lambda x: torch.where(torch.isnan(x), torch.zeros_like(x), torch.sign(x)),  # 0 at NaN
         "is_fractional": lambda x: torch.isfinite(x) & (torch.remainder(x, 1.0) != 0.0),
+        # elementary functions of math and numpy that torch lacks
+        "cbrt": lambda x: torch.sign(x) * torch.abs(x) ** (1.0 / 3.0),
+        "fabs": torch.abs,
+        "degrees": torch.rad2deg,
+        "radians": torch.deg2rad,
         # numpy's signatures for the tensor-only rules
         "transpose": transpose,
         "sum": reduce(torch.sum),
