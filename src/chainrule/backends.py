@@ -271,7 +271,10 @@ def _value_method(name: str) -> Callable[..., Any]:
     names = spellings(name)
 
     def call(v: Any, *rest: Any) -> Any:
-        for spelling in names:
+        method = getattr(v, name, None)  # the common case first, without a loop
+        if method is not None:
+            return method(*rest)
+        for spelling in names[1:]:
             method = getattr(v, spelling, None)
             if method is not None:
                 return method(*rest)
