@@ -755,3 +755,95 @@ def test_batch_plan_reads_no_private_attribute_of_the_program() -> None:
     """The planner uses the Program's public names (`input_names`, `output_seeds`), not `_names`/`_seeds`."""
     text = (ROOT / "src" / "chainrule" / "compiler" / "batch_plan.py").read_text(encoding="utf-8")
     assert not re.findall(r"program\._\w+", text), re.findall(r"program\._\w+", text)
+
+
+# --- inf and NaN in sums of products ------------------------------------------------------------------
+def _two_neurons() -> tuple[cr.Program, list[Value], Any]:
+    """tanh(b1 + w1*x1) + tanh(b2 + w2*x2) + x3 * w3: sums that read different inputs, which batch mode
+    runs as one padded W @ X (W[0, 1] = 0.0 pads the first sum's row)."""
+    x1, x2, x3 = placeholder("x1"), placeholder("x2"), placeholder("x3")
+    w1, w2, w3 = Value(0.5, label="w1"), Value(-0.7, label="w2"), Value(0.3, label="w3")
+    b1, b2 = Value(0.1, label="b1"), Value(0.2, label="b2")
+    params = [w1, w2, w3, b1, b2]
+
+    def f(a: Any, b: Any, c: Any) -> Any:
+        return (b1 + w1 * a).tanh() + (b2 + w2 * b).tanh() + cr.sum([c * w3, a * w3]).sigmoid()
+
+    return cr.compile(f(x1, x2, x3), [x1, x2, x3]), params, f
+
+
+def _eager_batch(f: Any, params: list[Value], columns: list[Any]) -> tuple[Any, list[Any], list[float]]:
+    """Values, input gradients and summed parameter gradients of `f`, one eager backward per sample."""
+    for p in params:
+        p.grad = 0.0
+    values, grads = [], []
+    for sample in zip(*columns, strict=True):
+        xs = [Value(float(v)) for v in sample]
+        out = f(*xs)
+        out.backward()
+        values.append(out.data)
+        grads.append([x.grad for x in xs])
+    return np.array(values), [np.array(g) for g in zip(*grads, strict=True)], [p.grad for p in params]
+
+
+def test_an_infinite_input_poisons_no_sum_that_does_not_read_it() -> None:
+    """Batch mode, to_jax and to_torch give eager's values and gradients when inputs are inf or NaN,
+    although they run the sums as one padded matrix product (0.0 * inf would be NaN)."""
+    need("jax")
+    need("torch")
+    program, params, f = _two_neurons()
+    assert "matmul" in program.schedule()  # the padded dense product is what is tested
+    inf, nan = math.inf, math.nan
+    columns = [
+        np.array([0.3, 0.3, inf, -0.4, nan, 0.2, 1.0]),
+        np.array([inf, -inf, 0.5, nan, 0.7, 1.0, -2.0]),
+        np.array([1.0, 2.0, 0.5, 0.5, -1.0, inf, 0.1]),
+    ]
+    want, want_inputs, want_params = _eager_batch(f, params, columns)
+    assert math.isfinite(want[0]) and math.isfinite(want_inputs[0][0])  # eager: x2 = inf spoils nothing
+    outs, in_grads, param_grads = reference(program, params, columns)
+    fn, theta = export().to_jax(program)
+    module = export().to_torch(program)
+    order = [params.index(p) for p in program.parameters]
+    engines = {
+        "batch": (outs, param_grads, in_grads),
+        "jax": jax_value_and_grads(fn, theta, columns),
+        "torch": torch_value_and_grads(module, columns),
+    }
+    for name, (got_outs, got_params, got_inputs) in engines.items():
+        assert close(got_outs[0], want), (name, got_outs[0], want)
+        for got, expected in zip(got_inputs, want_inputs, strict=True):
+            assert close(got, expected), (name, got, expected)
+        assert close(np.asarray(got_params), [want_params[i] for i in order]), (name, got_params)
+
+
+def test_an_infinite_gradient_reaches_only_the_values_its_sum_reads() -> None:
+    """exp(b1 + w1*x1) + exp(b2 + w2*x2) at x1 = 2000: the first sum's gradient is inf; in eager it
+    reaches x1 and its weight only, so x2's gradient stays finite (padding * inf would make it NaN)."""
+    need("jax")
+    need("torch")
+    x1, x2 = placeholder("x1"), placeholder("x2")
+    w1, w2, b1, b2 = Value(0.5), Value(-0.7), Value(0.1), Value(0.2)
+    params = [w1, w2, b1, b2]
+
+    def f(a: Any, b: Any) -> Any:
+        return (b1 + w1 * a).exp() + (b2 + w2 * b).exp()
+
+    program = cr.compile(f(x1, x2), [x1, x2])
+    assert "matmul" in program.schedule()
+    columns = [np.array([2000.0, 0.3, 0.5]), np.array([0.4, -1.0, 2000.0])]
+    want, want_inputs, want_params = _eager_batch(f, params, columns)
+    assert math.isfinite(want_inputs[1][0]) and want_inputs[0][0] == math.inf
+    outs, in_grads, param_grads = reference(program, params, columns)
+    fn, theta = export().to_jax(program)
+    engines = {
+        "batch": (outs, param_grads, in_grads),
+        "jax": jax_value_and_grads(fn, theta, columns),
+        "torch": torch_value_and_grads(export().to_torch(program), columns),
+    }
+    order = [params.index(p) for p in program.parameters]
+    for name, (got_outs, got_params, got_inputs) in engines.items():
+        assert close(got_outs[0], want), (name, got_outs[0], want)
+        for got, expected in zip(got_inputs, want_inputs, strict=True):
+            assert close(got, expected), (name, got, expected)
+        assert close(np.asarray(got_params), [want_params[i] for i in order]), (name, got_params)
