@@ -18,8 +18,10 @@ import pytest
 
 import chainrule as cr
 from chainrule import Value, drawing, explorer
+from chainrule.engine import topological_order
 from chainrule.errors import DomainError
 from chainrule.explorer import DEFAULT_MAX_NODES, MAX_NODES_LIMIT, explore
+from op_cases import case
 
 SEED001 = "e = a*b; d = e + c; L = d*f"
 SEED001_VALUES = ("a=2", "b=-3", "c=10", "f=-2")
@@ -144,6 +146,9 @@ def test_every_table_operation_gives_backwards_gradients() -> None:
         y = Value(1.9, label="y")
         terms = [x + y, x - y, x * y, x / y, -x, x**y, y**3, 2.0**x, x.exp(), y.log(), x.tanh()]
         terms += [(x - y).relu(), x.sigmoid(), y.softplus(), x.sin(), y.cos(), y.sqrt(), abs(x - y)]
+        # rows added to the table since: each spelled as tests/op_cases.py spells it, on (y, x)
+        covered = {n._fn.name for t in terms for n in topological_order(t) if n._fn is not None}
+        terms += [case(op).spell(*(y, x)[: op.arity]) for op in cr.TABLE if op.name not in covered]
         out = cr.sum(terms) * x
         out.label = "out"
         return out, {"x": x, "y": y}

@@ -106,12 +106,14 @@ def torch_value_and_grads(module: Any, xs: list[Any]) -> tuple[list[Any], Any, l
 
 # --- the backends ----------------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ["jax", "torch"])
-def test_backends_have_every_name_numpys_has(engine: str) -> None:
-    """A rule may use any name of numpy's backend; each exported backend must have them all."""
+def test_the_export_backends_are_the_backends_modules(engine: str) -> None:
+    """`chainrule.export.jax_backend` and `torch_backend` are the ones in chainrule.backends (their
+    contract is tests/test_backends.py's)."""
     need(engine)
+    from chainrule import backends
+
     backend = getattr(export(), f"{engine}_backend")()
-    missing = sorted(set(vars(numpy_backend())) - set(vars(backend)))
-    assert not missing, f"the {engine} backend lacks {missing}"
+    assert backend is getattr(backends, f"{engine}_backend")()
     assert backend.name == engine
 
 
@@ -215,13 +217,15 @@ def test_one_graph_uses_every_row_and_exports_exactly() -> None:
 
 # --- every kind of step of the batch plan ----------------------------------------------------------
 def _step_kinds(plan: Any) -> set[str]:
-    """The ways of running a step that an exported plan uses (see chainrule.export._Plan)."""
+    """The ways of running a step that an exported plan uses (see chainrule.compiler.plan.Plan)."""
+    from chainrule.compiler.plan import SumsGroup
+
     found = {"parameters reordered"} if plan.theta_order is not None else set()
-    for step in plan.steps:
-        for read in export()._reads(step):
+    for step in plan.groups:
+        for read in step.reads():
             if read.index is not None:
                 found.add("gather from several blocks" if len(read.blocks) > 1 else "gather")
-        if isinstance(step, export()._SumsStep):
+        if isinstance(step, SumsGroup):
             found.add(f"{step.layout} sums, {'UV'[step.buffer]}")
             for name in ("scale", "bias_weights", "bias_scale", "bias_segments"):
                 if getattr(step, name) is not None:
@@ -264,7 +268,7 @@ def test_every_kind_of_step_exports_exactly() -> None:
     need("jax")
     need("torch")
     programs = [_mixed_program(), _sparse_program(), moons_loss(cr.nn.MLP(2, [4, 1]), 8)[0]]
-    kinds = set().union(*(_step_kinds(export()._Plan(p)) for p in programs))
+    kinds = set().union(*(_step_kinds(p.plan()) for p in programs))
     assert kinds >= {
         "parameters reordered", "gather", "gather from several blocks", "dense sums, V", "sparse sums, V",
         "None sums, U", "scale", "bias_weights", "bias_scale", "bias_segments",
@@ -674,3 +678,172 @@ def test_step_and_sign_at_nan_and_zero_agree_with_the_float_backend(engine: str)
         got = [float(v) for v in np.asarray(getattr(backend, name)(arr))]
         want = [getattr(FLOAT, name)(x) for x in points]
         assert got == want, name
+
+
+# --- the plan as public data -------------------------------------------------------------------------
+def test_program_plan_is_public_data_that_the_exports_accept() -> None:
+    """`Program.plan()` is a `chainrule.compiler.plan.Plan`; to_jax and to_torch take it as well as the
+    Program, and give the same numbers."""
+    need("jax")
+    need("torch")
+    from chainrule.compiler.plan import MapGroup, Plan, Read, SumsGroup
+
+    program, params = small_program()
+    plan = program.plan()
+    assert isinstance(plan, Plan)
+    assert plan.input_names == ("x", "y") and plan.n_inputs == 2 and plan.n_parameters == 2
+    assert plan.parameters == tuple(p.data for p in program.parameters)
+    assert plan.n_instructions == len(program.instructions) and plan.single is False
+    assert {type(g) for g in plan.groups} == {MapGroup, SumsGroup}
+    assert all(isinstance(r, Read) for g in plan.groups for r in g.reads())
+    assert len(plan.outputs) == 2
+    xs = [np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.2, -0.3])]
+    fn, theta = export().to_jax(plan)
+    assert all(close(a, b) for a, b in zip(fn(theta, *xs), program(*xs), strict=True))
+    module = export().to_torch(plan)
+    got = module(*(need("torch").tensor(x) for x in xs))
+    assert all(close(a.detach(), b) for a, b in zip(got, program(*xs), strict=True))
+    # the plan takes the parameters' values when it is made
+    params[0].data = 2.5
+    assert program.plan().parameters[program.parameters.index(params[0])] == 2.5
+
+
+def _export_sources() -> dict[str, Any]:
+    import ast
+
+    folder = ROOT / "src" / "chainrule" / "export"
+    return {p.name: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.py"))}
+
+
+def test_export_imports_the_plan_not_the_program() -> None:
+    """The export package reads the public plan only: no import of compiler.program (or of the compiler
+    package, whose __init__ imports it), not even lazily or for type hints; no `_private` names."""
+    import ast
+
+    sources = _export_sources()
+    assert set(sources) >= {"__init__.py", "arrays.py", "jax.py", "torch.py"}
+    for name, tree in sources.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                module = node.module or ""
+                if node.level == 2 and module.startswith("compiler"):
+                    assert module == "compiler.plan", f"export/{name} imports chainrule.{module}"
+                if node.level == 2:
+                    private = [a.name for a in node.names if a.name.startswith("_")]
+                    assert not private, f"export/{name} imports private names {private} from .{module}"
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any("chainrule.compiler" in n for n in names), f"export/{name}: {names}"
+
+
+def test_export_reads_no_private_attribute() -> None:
+    """Every `obj._name` in the export package is one of its own (a dunder, or torch's ctx protocol)."""
+    import ast
+
+    for name, tree in _export_sources().items():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                owner = node.value.id if isinstance(node.value, ast.Name) else ""
+                assert owner == "self", f"export/{name} reads {owner or '?'}.{node.attr}"
+
+
+def test_batch_plan_reads_no_private_attribute_of_the_program() -> None:
+    """The planner uses the Program's public names (`input_names`, `output_seeds`), not `_names`/`_seeds`."""
+    text = (ROOT / "src" / "chainrule" / "compiler" / "batch_plan.py").read_text(encoding="utf-8")
+    assert not re.findall(r"program\._\w+", text), re.findall(r"program\._\w+", text)
+
+
+# --- inf and NaN in sums of products ------------------------------------------------------------------
+def _two_neurons() -> tuple[cr.Program, list[Value], Any]:
+    """tanh(b1 + w1*x1) + tanh(b2 + w2*x2) + x3 * w3: sums that read different inputs, which batch mode
+    runs as one padded W @ X (W[0, 1] = 0.0 pads the first sum's row)."""
+    x1, x2, x3 = placeholder("x1"), placeholder("x2"), placeholder("x3")
+    w1, w2, w3 = Value(0.5, label="w1"), Value(-0.7, label="w2"), Value(0.3, label="w3")
+    b1, b2 = Value(0.1, label="b1"), Value(0.2, label="b2")
+    params = [w1, w2, w3, b1, b2]
+
+    def f(a: Any, b: Any, c: Any) -> Any:
+        return (b1 + w1 * a).tanh() + (b2 + w2 * b).tanh() + cr.sum([c * w3, a * w3]).sigmoid()
+
+    return cr.compile(f(x1, x2, x3), [x1, x2, x3]), params, f
+
+
+def _eager_batch(f: Any, params: list[Value], columns: list[Any]) -> tuple[Any, list[Any], list[float]]:
+    """Values, input gradients and summed parameter gradients of `f`, one eager backward per sample."""
+    for p in params:
+        p.grad = 0.0
+    values, grads = [], []
+    for sample in zip(*columns, strict=True):
+        xs = [Value(float(v)) for v in sample]
+        out = f(*xs)
+        out.backward()
+        values.append(out.data)
+        grads.append([x.grad for x in xs])
+    return np.array(values), [np.array(g) for g in zip(*grads, strict=True)], [p.grad for p in params]
+
+
+def test_an_infinite_input_poisons_no_sum_that_does_not_read_it() -> None:
+    """Batch mode, to_jax and to_torch give eager's values and gradients when inputs are inf or NaN,
+    although they run the sums as one padded matrix product (0.0 * inf would be NaN)."""
+    need("jax")
+    need("torch")
+    program, params, f = _two_neurons()
+    assert "matmul" in program.schedule()  # the padded dense product is what is tested
+    inf, nan = math.inf, math.nan
+    columns = [
+        np.array([0.3, 0.3, inf, -0.4, nan, 0.2, 1.0]),
+        np.array([inf, -inf, 0.5, nan, 0.7, 1.0, -2.0]),
+        np.array([1.0, 2.0, 0.5, 0.5, -1.0, inf, 0.1]),
+    ]
+    want, want_inputs, want_params = _eager_batch(f, params, columns)
+    assert math.isfinite(want[0]) and math.isfinite(want_inputs[0][0])  # eager: x2 = inf spoils nothing
+    outs, in_grads, param_grads = reference(program, params, columns)
+    fn, theta = export().to_jax(program)
+    module = export().to_torch(program)
+    order = [params.index(p) for p in program.parameters]
+    engines = {
+        "batch": (outs, param_grads, in_grads),
+        "jax": jax_value_and_grads(fn, theta, columns),
+        "torch": torch_value_and_grads(module, columns),
+    }
+    for name, (got_outs, got_params, got_inputs) in engines.items():
+        assert close(got_outs[0], want), (name, got_outs[0], want)
+        for got, expected in zip(got_inputs, want_inputs, strict=True):
+            assert close(got, expected), (name, got, expected)
+        assert close(np.asarray(got_params), [want_params[i] for i in order]), (name, got_params)
+
+
+def test_an_infinite_gradient_reaches_only_the_values_its_sum_reads() -> None:
+    """exp(b1 + w1*x1) + exp(b2 + w2*x2) at x1 = 2000: the first sum's gradient is inf; in eager it
+    reaches x1 and its weight only, so x2's gradient stays finite (padding * inf would make it NaN)."""
+    need("jax")
+    need("torch")
+    x1, x2 = placeholder("x1"), placeholder("x2")
+    w1, w2, b1, b2 = Value(0.5), Value(-0.7), Value(0.1), Value(0.2)
+    params = [w1, w2, b1, b2]
+
+    def f(a: Any, b: Any) -> Any:
+        return (b1 + w1 * a).exp() + (b2 + w2 * b).exp()
+
+    program = cr.compile(f(x1, x2), [x1, x2])
+    assert "matmul" in program.schedule()
+    columns = [np.array([2000.0, 0.3, 0.5]), np.array([0.4, -1.0, 2000.0])]
+    want, want_inputs, want_params = _eager_batch(f, params, columns)
+    assert math.isfinite(want_inputs[1][0]) and want_inputs[0][0] == math.inf
+    outs, in_grads, param_grads = reference(program, params, columns)
+    fn, theta = export().to_jax(program)
+    engines = {
+        "batch": (outs, param_grads, in_grads),
+        "jax": jax_value_and_grads(fn, theta, columns),
+        "torch": torch_value_and_grads(export().to_torch(program), columns),
+    }
+    order = [params.index(p) for p in program.parameters]
+    for name, (got_outs, got_params, got_inputs) in engines.items():
+        assert close(got_outs[0], want), (name, got_outs[0], want)
+        for got, expected in zip(got_inputs, want_inputs, strict=True):
+            assert close(got, expected), (name, got, expected)
+        assert close(np.asarray(got_params), [want_params[i] for i in order]), (name, got_params)

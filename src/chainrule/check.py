@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .backends import torch_backend
 from .engine import Value
 from .functional import argument_names, format_table, value_and_grad
+from .ops import TABLE
 
 _TORCH_MISSING = (
     "chainrule.check.against_torch needs PyTorch, which is not installed: "
@@ -93,15 +95,27 @@ def _import_torch() -> Any:
 
 
 def _tensor_class(torch: Any) -> type:
-    """A float64 tensor type that also has the Value methods torch.Tensor lacks (softplus)."""
+    """A float64 tensor type that also has every one-input Value method of the derivative table that
+    torch.Tensor lacks (`softplus`, ...), each the torch backend's function of that name."""
+    # Subclass instances stay subclass instances through every torch operation, so a function
+    # written with Value methods finds them on intermediate results too.
+    backend = torch_backend()
+    methods = {}
+    for op in TABLE:
+        name = op.method
+        if op.arity == 1 and not name.startswith("_") and not hasattr(torch.Tensor, name):
+            methods[name] = _method(backend, name)
+    return type("ValueLikeTensor", (torch.Tensor,), methods)
 
-    class ValueLikeTensor(torch.Tensor):
-        # Subclass instances stay subclass instances through every torch operation, so a function
-        # written with Value methods finds them on intermediate results too.
-        def softplus(self) -> Any:
-            return torch.nn.functional.softplus(self)
 
-    return ValueLikeTensor
+def _method(backend: Any, name: str) -> Callable[[Any], Any]:
+    """`tensor.<name>()` as the torch backend's `name` (found by name, with math's and numpy's spellings)."""
+
+    def method(self: Any) -> Any:
+        return getattr(backend, name)(self)
+
+    method.__name__ = method.__qualname__ = name
+    return method
 
 
 def against_torch(

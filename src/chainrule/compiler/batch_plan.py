@@ -36,8 +36,9 @@ import numpy as np
 
 from ..engine import GRAD_LOCK
 from ..ops import Op
-from .batch_steps import ONE_ROW, UNIFORM, VARYING, MapStep, SumsOfProductsStep
+from .batch_steps import MapStep, SumsOfProductsStep
 from .instruction import CONSTANT, PARAMETER
+from .plan import FIXED_ROWS, ONE_ROW, UNIFORM, VARYING, Plan, PlanBuilder
 
 MAX_CHUNK_FLOATS = 1 << 22  # longer batches run in chunks so the buffers stay around 32 MB
 MIN_CHUNK = 256  # ... but never in chunks of fewer samples than this
@@ -46,7 +47,6 @@ MIN_CHUNK = 256  # ... but never in chunks of fewer samples than this
 DENSE_FACTOR, DENSE_SLACK = 4, 256
 POOL_SIZE = 8  # workspaces kept for reuse (one per thread that calls at the same time, usually)
 SUMS = None  # the group key of sums of products (no op of the table is named None)
-FIXED_ROWS = 2  # the uniform buffer starts with ZERO_ROW and ONE_ROW, then the leaves
 
 
 def coefficients(op: Op, n: int) -> tuple[float, ...] | None:
@@ -280,6 +280,30 @@ class BatchPlan:
         lines.extend(f"  {step.describe()}" for step in self.steps)
         return "\n".join(lines)
 
+    def to_plan(self) -> Plan:
+        """This plan as public, engine-neutral data (`compiler.plan.Plan`), with the parameters' and
+        constants' current values: what `Program.plan()` returns and the exports run."""
+        program = self.program
+        n_in = len(program.inputs)
+        constants = tuple(float(c.data) for c in self.const_values)
+        builder = PlanBuilder(FIXED_ROWS + self.n_params + len(constants), n_in)
+        theta_order = None if self.theta_in_order else builder.array(self.theta_order.astype(np.int64))
+        for step in self.steps:
+            builder.add(step.group(builder), step.start, step.stop)
+        outputs = tuple(builder.read(buffer, [r]) for buffer, r in self.out_rows)
+        return Plan(
+            input_names=program.input_names,
+            parameters=tuple(float(p.data) for p in program.parameters),
+            constants=constants,
+            theta_order=theta_order,
+            arrays=tuple(builder.arrays),
+            groups=tuple(builder.groups),
+            outputs=outputs,
+            single=program.single,
+            n_instructions=len(program.instructions),
+            unused_inputs=builder.unused_inputs(outputs, n_in),
+        )
+
     # --- running: the three entry points ----------------------------------------------------------
     def forward(self, args: tuple[Any, ...]) -> Any:
         """The outputs for a batch (parameters and constants read from their Values)."""
@@ -301,7 +325,7 @@ class BatchPlan:
         """Forward and backward; adds parameter gradients into `.grad` (of parameters that still
         require one) and returns (outputs, input gradients)."""
         batch, values = self._inputs(args)
-        seeds = list(self.program._seeds(grad_output, batch))
+        seeds = list(self.program.output_seeds(grad_output, batch))
         leaf_data = self._leaf_data()
         parts, grad_parts = [], []
         param_grads = np.zeros(self.n_params)
@@ -444,7 +468,7 @@ class BatchPlan:
 
     def _inputs(self, args: tuple[Any, ...]) -> tuple[int, list[Any]]:
         """Validate the inputs: each a number or a 1-d array, all arrays of one length B."""
-        names = self.program._names
+        names = self.program.input_names
         values: list[Any] = []
         batch, first = None, None
         for name, x in zip(names, args, strict=True):

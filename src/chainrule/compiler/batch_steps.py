@@ -25,9 +25,10 @@ from ..backends import FLOAT, numpy_backend
 from ..errors import DomainError
 from ..ops import Op
 from .instruction import with_context
+from .plan import ONE_ROW, UNIFORM, VARYING, ZERO_ROW, MapGroup, PlanBuilder, SumsGroup
 
-UNIFORM, VARYING = 0, 1  # the two buffers: one value for the whole batch, or one per sample
-ZERO_ROW, ONE_ROW = 0, 1  # fixed rows of the uniform buffer: 0.0 (padding in W) and 1.0 (coefficient 1)
+__all__ = ["ONE_ROW", "UNIFORM", "VARYING", "ZERO_ROW", "BufferRows", "MapStep", "SumsOfProductsStep"]
+
 BUFFER_NAMES = "UV"  # how `describe` writes them
 
 
@@ -162,6 +163,11 @@ class MapStep:
                     value=tuple(values),
                 ) from exc
 
+    def group(self, builder: PlanBuilder) -> MapGroup:
+        """This step as public plan data (`compiler.plan`), its reads relative to `builder`'s blocks."""
+        reads = tuple(builder.read(r.buffer, r.indices) for r in self.operands)
+        return MapGroup(self.buffer, self.stop - self.start, self.op, reads)
+
     def describe(self) -> str:
         kinds = "".join(BUFFER_NAMES[r.buffer] for r in self.operands)
         return f"{BUFFER_NAMES[self.buffer]} {self.op.name}({kinds}) x{len(self.slots)}"
@@ -215,6 +221,12 @@ class SumsOfProductsStep:
                     if w is not None and needs[w]:
                         grad_entries.append(r * len(columns) + p)
                         grad_rows.append(row[w])
+                # W's real entries, sum by sum (the others are padding, 0.0). Where X holds an inf or a
+                # NaN, 0.0 * inf would make NaN of sums that do not read it: those runs add the real
+                # terms only (`_exact_forward`, `_exact_input_grads`).
+                self.entry_sums, self.entry_columns = np.nonzero(self.weight_rows != ZERO_ROW)
+                self.padded = len(self.entry_sums) < self.weight_rows.size
+                self.entry_value_rows = self.inputs.indices[self.entry_columns]
             else:
                 self.layout = "sparse"
                 varying_terms.sort(key=lambda t: t[0])
@@ -288,7 +300,10 @@ class SumsOfProductsStep:
                 W = W * self.coefficients
             X = self.inputs.take(vbuf)
             ws.saved[self.index] = (W, X)
-            np.matmul(W, X, out=out)
+            if self.padded and not np.isfinite(X).all():  # one cheap pass, k times less work than W @ X
+                self._exact_forward(W, X, out)
+            else:
+                np.matmul(W, X, out=out)
         elif layout == "sparse":
             X = self.term_values.take(vbuf)
             w = u[self.term_weights] * self.term_coefficients
@@ -301,6 +316,18 @@ class SumsOfProductsStep:
             else:
                 out += bias
 
+    def _exact_forward(self, W: Any, X: Any, out: Any) -> None:
+        """out = W @ X from W's real entries only, each sum's terms added in order (no padding)."""
+        terms = W[self.entry_sums, self.entry_columns][:, None] * X[self.entry_columns]
+        out[...] = 0.0
+        np.add.at(out, self.entry_sums, terms)
+
+    def _exact_input_grads(self, W: Any, g: Any, gv: Any) -> None:
+        """gv[X's rows] += W.T @ g from W's real entries only: a value gets gradient only from the sums
+        that read it, as in eager backward (padding times an infinite gradient would be NaN)."""
+        shares = W[self.entry_sums, self.entry_columns][:, None] * g[self.entry_sums]
+        np.add.at(gv, self.entry_value_rows, shares)
+
     def backward(self, ws: Any, check: bool = False) -> None:
         """Gradients of X (W.T @ g), of the weights (g @ X.T, summed over the batch) and of the bias."""
         ubuf = ws.values[UNIFORM]
@@ -310,7 +337,10 @@ class SumsOfProductsStep:
         if layout == "dense":
             W, X = ws.saved[self.index]
             if self.values_need_grad:
-                self.inputs.add(gv, W.T @ g)
+                if self.padded and not np.isfinite(g).all():
+                    self._exact_input_grads(W, g, gv)
+                else:
+                    self.inputs.add(gv, W.T @ g)
             if self.weight_grad_rows is not None:
                 dW = g @ X.T
                 if self.scaled:
@@ -339,6 +369,47 @@ class SumsOfProductsStep:
             if self.bias_weight_grad_rows is not None:
                 share = (tg * u[self.bias_value_rows])[self.bias_weight_grad_terms]
                 self.bias_weight_grad_rows.add(gu, share[:, None])
+
+    def group(self, builder: PlanBuilder) -> SumsGroup:
+        """This step as public plan data (`compiler.plan`), its reads relative to `builder`'s blocks."""
+        k = self.stop - self.start
+        weights = values = None
+        shape, scale, segments = (0, 0), None, None
+        layout = self.layout
+        if layout == "dense" and self.padded:
+            # W @ X with padding is NaN where an input is inf or NaN (0.0 * inf): an array engine runs
+            # the real terms only, as gathered sums, so that every input gives eager's numbers
+            layout = "sparse"
+            weights = builder.read(UNIFORM, self.weight_rows[self.entry_sums, self.entry_columns], exact=True)
+            values = builder.read(VARYING, self.entry_value_rows, exact=True)
+            factors = self.coefficients[self.entry_sums, self.entry_columns]
+            scale = builder.array(np.asarray(factors, dtype=np.float64)[:, None])
+            segments = builder.array(np.asarray(self.entry_sums, dtype=np.int64))
+        elif layout == "dense":
+            shape = self.weight_rows.shape
+            weights = builder.read(UNIFORM, self.weight_rows.ravel(), exact=True)
+            values = builder.read(VARYING, self.inputs.indices)
+            if self.scaled:
+                scale = builder.array(np.asarray(self.coefficients, dtype=np.float64))
+        elif layout == "sparse":
+            weights = builder.read(UNIFORM, self.term_weights, exact=True)
+            values = builder.read(VARYING, self.term_values.indices, exact=True)
+            scale = builder.array(np.asarray(self.term_coefficients, dtype=np.float64)[:, None])
+            segments = builder.array(np.asarray(self.term_sum, dtype=np.int64))
+        bias = bias_weights = None
+        bias_scale = bias_segments = None
+        if self.has_bias:
+            bias = builder.read(UNIFORM, self.bias_value_rows, exact=True)
+            if not self.bias_unweighted:
+                bias_weights = builder.read(UNIFORM, self.bias_weight_rows, exact=True)
+            if self.bias_scaled:
+                bias_scale = builder.array(np.asarray(self.bias_coefficients, dtype=np.float64)[:, None])
+            if not self.one_term_per_sum:
+                bias_segments = builder.array(np.asarray(self.bias_sum, dtype=np.int64))
+        return SumsGroup(
+            self.buffer, k, layout, weights, (int(shape[0]), int(shape[1])), scale, values, segments,
+            bias, bias_weights, bias_scale, bias_segments,
+        )  # fmt: skip
 
     def describe(self) -> str:
         k = self.stop - self.start

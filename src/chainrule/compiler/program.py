@@ -23,13 +23,16 @@ import math
 import numbers
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import Symbolic, Value, symbolic, topological_order
 from ..ops import OPS
 from .float_interpreter import FloatInterpreter
 from .float_mode import FloatCode, float_runner
 from .instruction import CONSTANT, INPUT, INSTRUCTION, PARAMETER, Instruction
+
+if TYPE_CHECKING:  # pragma: no cover - for type hints only (plan.py needs numpy, imported on first use)
+    from .plan import Plan
 
 __all__ = ["Program", "compile", "classify_node"]
 
@@ -66,12 +69,13 @@ class Program:
         self.inputs: tuple[Value, ...] = tuple(inputs)
         self.outputs: tuple[Value, ...] = tuple(outputs)
         self.single = single  # one output (returned as is) rather than a list of them
-        self._names = tuple(_name(x, i) for i, x in enumerate(self.inputs))
+        # the inputs' names in messages (their labels, or 'input i'), also read by batch mode
+        self.input_names: tuple[str, ...] = tuple(_name(x, i) for i, x in enumerate(self.inputs))
         order, grad_order = _order(self.outputs)
         input_set = set(self.inputs)
         found: dict[str, list[Value]] = {PARAMETER: [], CONSTANT: [], INSTRUCTION: [], INPUT: []}
         for node in order:
-            found[classify_node(node, input_set, self._names)].append(node)
+            found[classify_node(node, input_set, self.input_names)].append(node)
         params, consts, nodes = found[PARAMETER], found[CONSTANT], found[INSTRUCTION]
         self.parameters: tuple[Value, ...] = tuple(params)
         self.constants: tuple[Value, ...] = tuple(consts)
@@ -157,6 +161,11 @@ class Program:
             return f"%{slot} = {self.kinds[slot]} {leaf.label!r}" if leaf.label else f"%{slot}"
         return str(self.instructions[slot - len(self.leaves)])
 
+    def plan(self) -> Plan:
+        """The batch plan as public, engine-neutral data (a `chainrule.compiler.plan.Plan`), with the
+        parameters' and constants' current values: what `to_jax` and `to_torch` run."""
+        return self._plan().to_plan()
+
     def schedule(self) -> str:
         """The batched execution plan as text: which instructions run together in one numpy call."""
         return self._plan().describe()
@@ -183,7 +192,7 @@ class Program:
         """
         xs = self._floats(inputs)
         if xs is not None:
-            return self._float_code().value_and_grad(xs, self._seeds(grad_output))
+            return self._float_code().value_and_grad(xs, self.output_seeds(grad_output))
         return self._plan().value_and_grad(inputs, grad_output)
 
     # --- the functional form: parameters as one array ---------------------------------------------
@@ -236,7 +245,7 @@ class Program:
 
     def _check_count(self, args: Sequence[Any]) -> None:
         if len(args) != len(self.inputs):
-            names = ", ".join(self._names)
+            names = ", ".join(self.input_names)
             raise TypeError(f"this Program takes {len(self.inputs)} inputs ({names}), got {len(args)}")
 
     def _floats(self, args: Sequence[Any]) -> list[float] | None:
@@ -244,7 +253,7 @@ class Program:
         self._check_count(args)
         out = []
         batch = False
-        for name, x in zip(self._names, args, strict=True):
+        for name, x in zip(self.input_names, args, strict=True):
             if type(x) is float:
                 out.append(x)
             elif isinstance(x, numbers.Real):
@@ -263,8 +272,9 @@ class Program:
                 batch = True  # checked in detail by the batch plan
         return None if batch else out
 
-    def _seeds(self, grad_output: Any, batch: int | None = None) -> tuple[Any, ...]:
-        """One backward seed per output: a number, or (for a batch of `batch`) an array of `batch`."""
+    def output_seeds(self, grad_output: Any, batch: int | None = None) -> tuple[Any, ...]:
+        """One backward seed per output from `grad_output` (see `value_and_grad`), checked: a number,
+        or (for a batch of `batch`) an array of `batch`."""
         n = len(self.outputs)
         if grad_output is None:
             return (1.0,) * n

@@ -1,0 +1,204 @@
+"""A planned Program as public, engine-neutral data: what `Program.plan()` returns.
+
+Batch mode (`batch_plan`) runs a Program as a few array operations. This module describes that
+plan with plain numbers, tuples and numpy index arrays, so that any array engine can run it (the
+JAX and PyTorch exports, `chainrule.export`, do) without knowing chainrule's own step classes:
+
+- values live in two *buffers*: `UNIFORM` (one value for the whole batch: the rows 0.0 and 1.0, then
+  the parameters, the constants and everything computed from them only) and `VARYING` (one value
+  per sample: the inputs, then everything computed from them);
+- a buffer is a list of *blocks*: its leaves' block first (block 0), then one block per group that
+  writes to it, in the order of `Plan.groups`;
+- a `Read` names rows of one buffer: a slice of one block, or a gather from a few blocks;
+- a `MapGroup` is k instructions of one op (one row of the derivative table), run as one call of
+  the row's rule on (k, width) blocks of operands;
+- a `SumsGroup` is k sums of `coefficient * weight * value` terms, run as one matrix product
+  `W @ X` (dense) or as gathered per-sum sums (sparse), plus a bias from the uniform terms.
+
+This module imports nothing of the compiler: the planner (`batch_plan`) and the steps
+(`batch_steps`) build a `Plan` through `PlanBuilder`, and readers need only this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FIXED_ROWS",
+    "ONE_ROW",
+    "UNIFORM",
+    "VARYING",
+    "ZERO_ROW",
+    "MapGroup",
+    "Plan",
+    "PlanBuilder",
+    "Read",
+    "SumsGroup",
+]
+
+UNIFORM, VARYING = 0, 1  # the two buffers: one value for the whole batch, or one per sample
+ZERO_ROW, ONE_ROW = 0, 1  # fixed rows of the uniform buffer: 0.0 (padding in W) and 1.0 (coefficient 1)
+FIXED_ROWS = 2  # the uniform buffer starts with ZERO_ROW and ONE_ROW, then the parameters
+
+
+@dataclass(frozen=True)
+class Read:
+    """Rows of one buffer as a group reads them.
+
+    With `index` None: rows `start:stop` of block `blocks[0]` (most reads: a layer reading the layer
+    below, which costs nothing). Otherwise `Plan.arrays[index]` lists the rows to take from the
+    concatenation of `blocks` (in that order), and `start`, `stop` are 0."""
+
+    buffer: int
+    blocks: tuple[int, ...]
+    start: int
+    stop: int
+    index: int | None
+
+
+@dataclass(frozen=True)
+class MapGroup:
+    """k instructions of one op, run as one call of the row's rules on (k, width) blocks.
+
+    `op` is the row of the derivative table (`chainrule.ops.Op`): its `forward(m, *operands)` gives
+    the k rows, its `derivative(i)` rules their gradients."""
+
+    buffer: int
+    k: int
+    op: Any
+    operands: tuple[Read, ...]
+
+    def reads(self) -> tuple[Read, ...]:
+        """Everything this group reads."""
+        return self.operands
+
+
+@dataclass(frozen=True)
+class SumsGroup:
+    """k sums of `coefficient * weight * value` terms: `W @ X` (or sparse sums) plus a bias.
+
+    `layout` "dense": W, of shape `shape`, is `weights` read row-major, times `arrays[scale]` (an
+    array of that shape) if `scale` is not None; X is `values`. `layout` "sparse": term t is
+    `values[t] * weights[t] * arrays[scale][t]`, added into sum `arrays[segments][t]` (sorted).
+    `layout` None: no term varies, the sums are their bias only.
+    The bias of sum i is the sum of `bias[t] * bias_weights[t] * arrays[bias_scale][t]` over the
+    terms t with `arrays[bias_segments][t] == i` (each part omitted when None: weights and scales
+    of 1, one term per sum in order)."""
+
+    buffer: int
+    k: int
+    layout: str | None
+    weights: Read | None
+    shape: tuple[int, int]
+    scale: int | None
+    values: Read | None
+    segments: int | None
+    bias: Read | None
+    bias_weights: Read | None
+    bias_scale: int | None
+    bias_segments: int | None
+
+    def reads(self) -> tuple[Read, ...]:
+        """Everything this group reads."""
+        found = (self.weights, self.values, self.bias, self.bias_weights)
+        return tuple(r for r in found if r is not None)
+
+
+Group = MapGroup | SumsGroup
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A Program as groups of array operations on two buffers (see the module's docstring).
+
+    To run it: the uniform leaves' block is the column `[0.0, 1.0, *theta_in_buffer_order,
+    *constants]` (theta is `parameters`, or an array in `Program.parameters` order, taken at
+    `arrays[theta_order]` when `theta_order` is not None); the varying leaves' block has one row per
+    input. Each group appends one block (k rows; width 1 in the uniform buffer, the batch's width in
+    the varying one) to its buffer; `outputs` reads one row each.
+    """
+
+    input_names: tuple[str, ...]
+    parameters: tuple[float, ...]  # the parameters' values when planned, in Program.parameters order
+    constants: tuple[float, ...]  # in the uniform buffer's order
+    theta_order: int | None  # an entry of `arrays`: theta reordered into the buffer (None: as it is)
+    arrays: tuple[Any, ...]  # numpy index and coefficient arrays, which an engine converts once
+    groups: tuple[Group, ...]
+    outputs: tuple[Read, ...]
+    single: bool  # one output (returned as is) rather than a tuple of them
+    n_instructions: int
+    unused_inputs: frozenset[int] = field(default_factory=frozenset)  # inputs no output depends on
+
+    @property
+    def n_inputs(self) -> int:
+        """How many inputs the program takes."""
+        return len(self.input_names)
+
+    @property
+    def n_parameters(self) -> int:
+        """How many parameters (the length of theta)."""
+        return len(self.parameters)
+
+
+class PlanBuilder:
+    """Collects the groups of a plan in order, turning buffer rows into block-relative `Read`s.
+
+    `leaf_rows` are the sizes of the two buffers' leaf blocks (uniform, varying). The planner calls
+    `add(group, start, stop)` for each group in run order (its rows in the whole buffer), and the
+    groups are made with `read` and `array` against the blocks added so far."""
+
+    def __init__(self, uniform_leaf_rows: int, n_inputs: int) -> None:
+        self.starts: list[list[int]] = [[0], [0]]  # per buffer, the first row of each block
+        self.ends = [uniform_leaf_rows, n_inputs]
+        self.arrays: list[Any] = []
+        self.groups: list[Group] = []
+
+    def array(self, values: Any) -> int:
+        """Store an index or coefficient array; returns its entry in `Plan.arrays`."""
+        self.arrays.append(values)
+        return len(self.arrays) - 1
+
+    def read(self, buffer: int, rows: Any, exact: bool = False) -> Read:
+        """How to read `rows` (of the whole buffer) from its blocks so far: one row (broadcast,
+        unless `exact`), a slice of one block, or a gather from the blocks concerned."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = np.asarray(self.starts[buffer])
+        block = np.searchsorted(starts, rows, side="right") - 1
+        first = int(rows[0])
+        b0 = int(block[0])
+        if not exact and (rows == first).all():
+            local = first - int(starts[b0])
+            return Read(buffer, (b0,), local, local + 1, None)
+        if (block == b0).all() and (rows == np.arange(first, first + len(rows))).all():
+            local = first - int(starts[b0])
+            return Read(buffer, (b0,), local, local + len(rows), None)
+        blocks = tuple(int(b) for b in np.unique(block))
+        ends = [*starts[1:].tolist(), self.ends[buffer]]
+        base, at = {}, 0
+        for b in blocks:
+            base[b] = at
+            at += ends[b] - int(starts[b])
+        local_rows = np.array([base[int(b)] for b in block]) + rows - starts[block]
+        return Read(buffer, blocks, 0, 0, self.array(local_rows.astype(np.int64)))
+
+    def add(self, group: Group, start: int, stop: int) -> None:
+        """Append `group`, whose results are rows `start:stop` of its buffer (the next block)."""
+        if start != self.ends[group.buffer]:  # pragma: no cover - the batch plan's layout guarantees it
+            raise AssertionError("chainrule plan: a group does not follow the one before it in its buffer")
+        self.groups.append(group)
+        self.starts[group.buffer].append(start)
+        self.ends[group.buffer] = stop
+
+    def unused_inputs(self, outputs: tuple[Read, ...], n_inputs: int) -> frozenset[int]:
+        """The inputs that no group and no output reads."""
+        read = [False] * n_inputs
+        for r in [r for g in self.groups for r in g.reads()] + list(outputs):
+            if r.buffer == VARYING and r.blocks[0] == 0:
+                rows = range(r.start, r.stop) if r.index is None else self.arrays[r.index].tolist()
+                for i in rows:
+                    if i < n_inputs:
+                        read[i] = True
+        return frozenset(i for i, used in enumerate(read) if not used)
