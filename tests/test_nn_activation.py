@@ -93,8 +93,12 @@ def test_the_same_seed_draws_the_same_weights_for_both_activations() -> None:
     ],
 )
 def test_an_unknown_activation_is_a_clear_error(make) -> None:
-    with pytest.raises(ValueError, match=r"unknown activation 'sigmoid'; expected 'relu' .* or 'tanh'"):
+    with pytest.raises(
+        ValueError, match=r"^(Neuron|Layer|MLP): unknown activation 'sigmoid'; expected 'relu' "
+    ):
         make()
+    with pytest.raises(ValueError, match=r"^Layer: unknown activation"):
+        Layer(2, 2, activation="sigmoid")
 
 
 def test_the_activation_is_a_keyword() -> None:

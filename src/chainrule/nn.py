@@ -202,6 +202,7 @@ class Layer(Module):
     """`nout` neurons that all read the same `nin` inputs (`**kwargs` go to each Neuron)."""
 
     def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
+        check_activation("Layer", kwargs.get("activation", "relu"))  # named as the Layer's error
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
         self.label_parameters()
 
