@@ -394,3 +394,41 @@ def test_check_divergence():
         demo.check_divergence([0.9, float("nan")])
     with pytest.raises(demo.DemoError, match=r"^training diverged at step 0 \(the loss is inf\)"):
         demo.check_divergence([float("inf")])
+
+
+def test_every_number_of_the_digits_pictures_is_right(tmp_path, capsys, monkeypatch):
+    # predictions.png: each held-out digit's title is the trained model's answer, computed here in
+    # numpy from model.json; training_curves.png: the curve ends at the printed final loss
+    np = need("numpy")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    figures = []
+    real_figure = demo._figure
+    monkeypatch.setattr(demo, "_figure", lambda size: figures.append(real_figure(size)) or figures[-1])
+    argv = ["--task", "digits", "--steps", "3", "--samples", "40", "--hidden", "5"]
+    code, out, _ = _run(capsys, *argv, "--out", str(tmp_path))
+    assert code == 0
+    curves, predictions = figures
+
+    digits = load_digits()
+    X, y = digits.data / 16.0, digits.target
+    _, X_test, _, y_test = train_test_split(X, y, train_size=40, test_size=500, random_state=1337, stratify=y)
+    state = json.loads((tmp_path / "model.json").read_text())["parameters"]
+    acts = X_test
+    for i, nout in enumerate([5, 10]):
+        W = np.array([state[f"layers.{i}.neurons.{j}.w"] for j in range(nout)])
+        b = np.array([state[f"layers.{i}.neurons.{j}.b"] for j in range(nout)])
+        acts = acts @ W.T + b if i == 1 else np.maximum(acts @ W.T + b, 0.0)
+    predicted = np.argmax(acts, axis=1)
+    titles = [ax.get_title() for ax in predictions.axes]
+    assert titles == [
+        f"{p}" if p == t else f"{p} (is {t})" for p, t in zip(predicted[:24], y_test[:24], strict=True)
+    ]
+    assert (
+        out.strip().splitlines()[-1]
+        == f"accuracy: {100 * np.mean(predicted == y_test):.1f}% on 500 held-out digits"
+    )
+    loss_axes, _ = curves.axes
+    assert f"final loss {loss_axes.lines[0].get_ydata()[-1]:.4f}" in out
+    assert len(loss_axes.lines[0].get_ydata()) == 3
