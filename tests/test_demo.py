@@ -226,3 +226,209 @@ def test_training_doc_examples_run(tmp_path, monkeypatch):
     for i, block in enumerate(blocks):
         exec(compile(block, f"{doc.name} block {i}", "exec"), {})
     assert chainrule.load(tmp_path / "model.json").config() == {"nin": 2, "nouts": [4, 1]}
+
+
+# --- every number the pictures show, against a computation that does not use chainrule -------------
+def _numpy_demo(np, samples: int, seed: int, hidden: list[int], steps: int, lr: float) -> dict:
+    """micrograd's demo written out in numpy by hand: the same data, initial weights and SGD steps.
+
+    Returns the loss and accuracy of each step (before its update, as the demo records them) and
+    the trained weights as [(W, b)] per layer, W of shape (nout, nin).
+    """
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(n_samples=samples, noise=0.1, random_state=seed)
+    y = (y * 2 - 1).astype(float)
+    random.seed(seed)  # MLP draws each neuron's weights from random.uniform(-1, 1); biases start at 0
+    sizes = [2, *hidden, 1]
+    layers = []
+    for nin, nout in zip(sizes, sizes[1:], strict=False):
+        W = np.array([[random.uniform(-1, 1) for _ in range(nin)] for _ in range(nout)])
+        layers.append((W, np.zeros(nout)))
+    losses, accuracies = [], []
+    for k in range(steps):
+        acts, pre = [X], []
+        for i, (W, b) in enumerate(layers):
+            z = acts[-1] @ W.T + b
+            pre.append(z)
+            acts.append(z if i == len(layers) - 1 else np.maximum(z, 0.0))
+        scores = acts[-1][:, 0]
+        margins = 1.0 - y * scores
+        penalty = sum(float(np.sum(W * W) + np.sum(b * b)) for W, b in layers)
+        losses.append(float(np.mean(np.maximum(margins, 0.0)) + demo.ALPHA * penalty))
+        accuracies.append(float(np.mean((scores > 0) == (y > 0))))
+        # backward by hand: d(mean relu(1 - y s))/ds, then through each layer
+        grad = (-(y * (margins > 0)) / len(y))[:, None]
+        updates = []
+        for i in reversed(range(len(layers))):
+            W, b = layers[i]
+            if i != len(layers) - 1:
+                grad = grad * (pre[i] > 0)
+            updates.append((grad.T @ acts[i] + 2 * demo.ALPHA * W, grad.sum(axis=0) + 2 * demo.ALPHA * b))
+            grad = grad @ W
+        rate = lr * (1.0 - 0.9 * k / steps)
+        layers = [
+            (W - rate * dW, b - rate * db) for (W, b), (dW, db) in zip(layers, reversed(updates), strict=True)
+        ]
+    return {"X": X, "y": y, "loss": losses, "accuracy": accuracies, "layers": layers}
+
+
+def _records(svg: str) -> list[tuple[str, str, str]]:
+    """(label, data text, grad text) of every value record drawn in an SVG of a graph."""
+    import html
+
+    found = []
+    for group in re.findall(r'<g id="[^"]+" class="node">(.*?)</g>', svg, re.S):
+        texts = [html.unescape(t).strip() for t in re.findall(r"<text[^>]*>([^<]*)</text>", group)]
+        if any(t.startswith("data ") for t in texts):
+            label, data, grad = texts
+            found.append((label, data, grad))
+    return found
+
+
+def _neuron_by_hand(np, reference: dict) -> list[tuple[str, float, float]]:
+    """(name, value, d(out)/d(value)) for every value of the first neuron on its first active sample."""
+    W, b = reference["layers"][0]
+    w, bias = W[0], b[0]
+    x = next(row for row in reference["X"] if float(row @ w + bias) > 0)
+    z = float(bias + w[0] * x[0] + w[1] * x[1])
+    # out = relu(b + w0 x0 + w1 x1) with out > 0: d(out)/d(w_i) = x_i, d(out)/d(x_i) = w_i, the rest 1
+    return [
+        ("L0.n0.b", bias, 1.0),
+        *[(f"L0.n0.w{i}", w[i], x[i]) for i in range(2)],
+        *[(f"x{i}", x[i], w[i]) for i in range(2)],
+        *[("", w[i] * x[i], 1.0) for i in range(2)],  # the products
+        ("", z, 1.0),  # the sum
+        ("out", z, 1.0),
+    ]
+
+
+def test_every_number_of_every_demo_picture_is_right(tmp_path, capsys, monkeypatch):
+    np = need("numpy")
+    figures = []
+    real_figure = demo._figure
+    monkeypatch.setattr(demo, "_figure", lambda size: figures.append(real_figure(size)) or figures[-1])
+    code, out, _ = _run(capsys, *QUICK, "--out", str(tmp_path))
+    assert code == 0
+    reference = _numpy_demo(np, samples=24, seed=1337, hidden=[4, 4], steps=3, lr=1.0)
+
+    # training_curves.png: the loss and accuracy of each step
+    curves, boundary = figures  # drawn in this order
+    loss_axes, accuracy_axes = curves.axes
+    assert list(loss_axes.lines[0].get_ydata()) == pytest.approx(reference["loss"], rel=1e-12)
+    assert list(accuracy_axes.lines[0].get_ydata()) == pytest.approx([100 * a for a in reference["accuracy"]])
+    assert f"final loss {reference['loss'][-1]:.4f}" in out
+
+    # decision_boundary.png: its title's accuracy is the trained model's, as printed
+    acts = reference["X"]
+    for i, (W, b) in enumerate(reference["layers"]):
+        acts = acts @ W.T + b if i == len(reference["layers"]) - 1 else np.maximum(acts @ W.T + b, 0.0)
+    accuracy = float(np.mean((acts[:, 0] > 0) == (reference["y"] > 0)))
+    assert boundary.axes[0].get_title() == f"chainrule MLP(2, [4, 4, 1]): {accuracy:.1%} training accuracy"
+    assert out.strip().splitlines()[-1] == f"accuracy: {100 * accuracy:.1f}%"
+
+    # neuron.svg and the graph on explorer.html: the neuron's own d(out)/d(value), nothing added from
+    # training (the issue: w1's grad said 0.8968 where d(out)/dw1 = x1 = 0.8967)
+    expected = sorted(
+        (name, f"data {v:.4f}", f"grad {g:.4f}") for name, v, g in _neuron_by_hand(np, reference)
+    )
+    assert sorted(_records((tmp_path / "neuron.svg").read_text())) == expected
+    page = (tmp_path / "explorer.html").read_text(encoding="utf-8")
+    drawn = sorted(("" if re.fullmatch(r"n\d+", name) else name, d, g) for name, d, g in _records(page))
+    assert drawn == expected  # the page names its unlabelled values n3, n6, ...
+
+    # explorer.html's step-by-step records: every value's exact data and final gradient
+    data = json.loads(
+        re.search(r'<script type="application/json" id="cr-data">(.*?)</script>', page, re.S)[1]
+    )
+    shown = sorted(
+        (
+            node["name"] if not re.fullmatch(r"n\d+", node["name"]) else "",
+            float(node["dataExact"]),
+            float(node["grads"][-1][3]),
+        )
+        for node in data["nodes"]
+    )
+    by_hand = sorted(_neuron_by_hand(np, reference))
+    assert [name for name, _, _ in shown] == [name for name, _, _ in by_hand]
+    for (_, value, grad), (_, v, g) in zip(shown, by_hand, strict=True):
+        assert value == pytest.approx(v, rel=1e-12, abs=1e-15) and grad == pytest.approx(
+            g, rel=1e-12, abs=1e-15
+        )
+
+
+# --- divergence ends the training at once ---------------------------------------------------------
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_divergence_ends_training_at_once(tmp_path, capsys, monkeypatch, engine):
+    # the issue: `--lr 100` ran all its steps and exited 0 with a loss of 3.9e29 and 50% accuracy
+    checked = []
+    real_check = demo.check_divergence
+    monkeypatch.setattr(
+        demo, "check_divergence", lambda losses: checked.append(len(losses)) or real_check(losses)
+    )
+    argv = ["--samples", "24", "--hidden", "4,4", "--lr", "100", "--engine", engine]
+    code, out, err = _run(capsys, *argv, "--out", str(tmp_path))
+    assert code == 1 and out == ""
+    match = re.search(
+        r"chainrule demo: training diverged at step (\d+) \(the loss grew from ([\d.]+) to (\S+), "
+        r"more than 1000x its start\): try a smaller --lr\n",
+        err,
+    )
+    assert match, err
+    step = int(match[1])
+    assert 1 <= step < 10 and float(match[3]) > 1000 * max(float(match[2]), 1.0)
+    assert checked[-1] == step + 1 < 100  # no step ran after it (the default is 100 steps)
+    assert "Traceback" not in err and not (tmp_path / "model.json").exists()
+
+
+def test_check_divergence():
+    demo.check_divergence([0.9, 1.7, 120.0, 899.0])  # high bumps of a rate that still converges
+    demo.check_divergence([1e-3, 999.0])  # a small start is measured against 1.0
+    with pytest.raises(
+        demo.DemoError, match=r"^training diverged at step 2 \(the loss grew from 0.9 to 1e\+04"
+    ):
+        demo.check_divergence([0.9, 1.0, 1e4])
+    with pytest.raises(
+        demo.DemoError, match=r"^training diverged at step 1 \(the loss is nan\): try a smaller"
+    ):
+        demo.check_divergence([0.9, float("nan")])
+    with pytest.raises(demo.DemoError, match=r"^training diverged at step 0 \(the loss is inf\)"):
+        demo.check_divergence([float("inf")])
+
+
+def test_every_number_of_the_digits_pictures_is_right(tmp_path, capsys, monkeypatch):
+    # predictions.png: each held-out digit's title is the trained model's answer, computed here in
+    # numpy from model.json; training_curves.png: the curve ends at the printed final loss
+    np = need("numpy")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    figures = []
+    real_figure = demo._figure
+    monkeypatch.setattr(demo, "_figure", lambda size: figures.append(real_figure(size)) or figures[-1])
+    argv = ["--task", "digits", "--steps", "3", "--samples", "40", "--hidden", "5"]
+    code, out, _ = _run(capsys, *argv, "--out", str(tmp_path))
+    assert code == 0
+    curves, predictions = figures
+
+    digits = load_digits()
+    X, y = digits.data / 16.0, digits.target
+    _, X_test, _, y_test = train_test_split(X, y, train_size=40, test_size=500, random_state=1337, stratify=y)
+    state = json.loads((tmp_path / "model.json").read_text())["parameters"]
+    acts = X_test
+    for i, nout in enumerate([5, 10]):
+        W = np.array([state[f"layers.{i}.neurons.{j}.w"] for j in range(nout)])
+        b = np.array([state[f"layers.{i}.neurons.{j}.b"] for j in range(nout)])
+        acts = acts @ W.T + b if i == 1 else np.maximum(acts @ W.T + b, 0.0)
+    predicted = np.argmax(acts, axis=1)
+    titles = [ax.get_title() for ax in predictions.axes]
+    assert titles == [
+        f"{p}" if p == t else f"{p} (is {t})" for p, t in zip(predicted[:24], y_test[:24], strict=True)
+    ]
+    assert (
+        out.strip().splitlines()[-1]
+        == f"accuracy: {100 * np.mean(predicted == y_test):.1f}% on 500 held-out digits"
+    )
+    loss_axes, _ = curves.axes
+    assert f"final loss {loss_axes.lines[0].get_ydata()[-1]:.4f}" in out
+    assert len(loss_axes.lines[0].get_ydata()) == 3

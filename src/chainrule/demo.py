@@ -58,6 +58,7 @@ OUTPUT_NAMES = (
     "model.json",
 )
 ALPHA = 1e-4  # L2 regularisation strength, as in micrograd's demo
+DIVERGENCE_FACTOR = 1000.0  # training stops when the loss grows past this times its start
 
 # Per task: steps, samples, hidden sizes, optimizer and the learning rate for each optimizer. The
 # digits settings were tuned (over seeds) for the eager engine: about a minute, ~88% held out.
@@ -318,14 +319,14 @@ class History:
     compile_seconds: float = 0.0
 
 
-def _optimizer(args: argparse.Namespace, model: MLP, lr: float, steps: int) -> Any:
+def _optimizer(args: argparse.Namespace, params: Any, lr: float, steps: int) -> Any:
+    """The demo's optimizer on `params`: a model's Values, or (compiled) one array of all of them."""
     from .optim import SGD, Adam
 
     # micrograd's schedule: 1.0 - 0.9 * k / 100, i.e. from lr down to a tenth of it.
     schedule = lambda k: lr * (1.0 - 0.9 * k / steps)
-    if args.optimizer == "adam":
-        return Adam(model.parameters(), lr=schedule)
-    return SGD(model.parameters(), lr=schedule)
+    cls = Adam if args.optimizer == "adam" else SGD
+    return cls(params.parameters() if hasattr(params, "parameters") else params, lr=schedule)
 
 
 def _train_eager(task: Task, opt: Any, steps: int, bar: Any, np: Any, history: History) -> None:
@@ -343,13 +344,38 @@ def _train_eager(task: Task, opt: Any, steps: int, bar: Any, np: Any, history: H
 
 
 def _record(history: History, bar: Any, loss: float, accuracy: float) -> None:
+    """Note one step's loss and accuracy; stop the training at once if the loss has diverged."""
     history.loss.append(loss)
     history.accuracy.append(accuracy)
     bar.set_postfix(loss=f"{loss:.4f}", accuracy=f"{accuracy:.1%}", refresh=False)
+    check_divergence(history.loss)
+
+
+def check_divergence(losses: Sequence[float]) -> None:
+    """Raise DemoError if the last loss is not finite or grew far past the first one.
+
+    "Far" is DIVERGENCE_FACTOR times the first loss (or times 1.0 if it started lower), well
+    above the bumps of a learning rate that is high but still converges (tried over seeds: under
+    150x), so a run that blows up ends at that step instead of after all of them.
+    """
+    step, loss = len(losses) - 1, losses[-1]
+    limit = DIVERGENCE_FACTOR * max(losses[0], 1.0)
+    if not math.isfinite(loss):
+        raise DemoError(f"training diverged at step {step} (the loss is {loss}): try a smaller --lr")
+    if loss > limit:
+        raise DemoError(
+            f"training diverged at step {step} (the loss grew from {losses[0]:.4g} to {loss:.4g}, "
+            f"more than {DIVERGENCE_FACTOR:g}x its start): try a smaller --lr"
+        )
 
 
 def _train_compiled(
-    task: Task, opt: Any, steps: int, bar: Any, np: Any, history: History, predictor: Predictor
+    task: Task,
+    make_optimizer: Callable[[Any], Any],
+    bar: Any,
+    np: Any,
+    history: History,
+    predictor: Predictor,
 ) -> None:
     """Training through `Program.loss_and_grad` on a parameter array and an array optimizer."""
     model = task.model
@@ -367,7 +393,7 @@ def _train_compiled(
         times.append(time.perf_counter() - start)
         del loss, outputs
     history.eager_step = min(times) * batch / part
-    opt.zero_grad()
+    model.zero_grad()
 
     # Trace ONE sample on placeholders, once; the program then runs the whole batch as numpy arrays.
     start = time.perf_counter()
@@ -383,7 +409,7 @@ def _train_compiled(
     # Training runs on one array of all parameters: loss_and_grad reads it and returns the gradient
     # as an array, and the optimizer updates it in place; no Value is touched during a step.
     theta = program.parameter_array()
-    array_opt = _on_array(opt, theta)
+    array_opt = make_optimizer(theta)  # the same optimizer and schedule, on the array
 
     for _ in bar:
         start = time.perf_counter()
@@ -396,13 +422,6 @@ def _train_compiled(
         history.seconds += time.perf_counter() - start
         _record(history, bar, loss, accuracy)
     program.set_parameters(theta)  # the trained weights into the model, for its pictures and file
-
-
-def _on_array(opt: Any, theta: Any) -> Any:
-    """The same optimizer (class, learning-rate schedule, settings) on a parameter array."""
-    names = ("momentum", "weight_decay", "dampening", "nesterov", "betas", "eps")
-    settings = {name: getattr(opt, name) for name in names if hasattr(opt, name)}
-    return type(opt)(theta, lr=opt._lr, **settings)
 
 
 # --- pictures --------------------------------------------------------------------------------------
@@ -470,42 +489,34 @@ def _plot_digits(task: Task, predictor: Predictor, path: Path, np: Any, mpl: Any
 
 
 def _draw_neuron(task: Task, out_dir: Path) -> list[Path]:
-    """The first neuron on one sample: its graph with gradients (SVG, else DOT) and explorer.html."""
+    """The first neuron on one sample: its graph with gradients (SVG, else DOT) and explorer.html.
+
+    Both show d(out)/d(each value) of this neuron alone, from the explorer's fresh replay of
+    backprop: the picture never shows the training's gradients still held in `.grad`, and no
+    `.grad` is touched.
+    """
     try:
         drawing = importlib.import_module("chainrule.drawing")
     except ImportError:
         return []
-    neuron = task.model.layers[0].neurons[0]
-    params = neuron.parameters()
-    old_labels = [p.label for p in params]
-    for i, w in enumerate(neuron.w):
-        w.label = f"w{i}"
-    neuron.b.label = "b"
-    try:
-        # The first sample that switches the neuron on: through an inactive ReLU every gradient is 0.
-        with no_grad():
-            sample = next((x for x in task.xs if neuron(x).data > 0), task.xs[0])
-        xs = [Value(v, label=f"x{i}", requires_grad=False) for i, v in enumerate(sample)]
-        out = neuron(xs)
-        out.label = "out"
-        # The page that steps through this neuron's backprop (it leaves every .grad as it is).
-        from .explorer import explore
+    from .explorer import explore
 
-        explorer = explore(out).save(out_dir / "explorer.html")
-        saved = [p.grad for p in params]
-        out.backward()
-        try:
-            try:
-                return [drawing.render_graph(out, out_dir / "neuron.svg"), explorer]
-            except Exception:  # no renderer on this machine: the DOT text is still a useful picture
-                (out_dir / "neuron.svg").unlink(missing_ok=True)
-                return [drawing.render_graph(out, out_dir / "neuron.dot"), explorer]
-        finally:
-            for p, g in zip(params, saved, strict=True):
-                p.grad = g
-    finally:
-        for p, label in zip(params, old_labels, strict=True):
-            p.label = label
+    neuron = task.model.layers[0].neurons[0]  # its parameters are labelled L0.n0.w0, ..., L0.n0.b
+    # The first sample that switches the neuron on: through an inactive ReLU every gradient is 0.
+    with no_grad():
+        sample = next((x for x in task.xs if neuron(x).data > 0), task.xs[0])
+    # The inputs take gradients too, so every number in the picture is a true derivative of out.
+    xs = [Value(v, label=f"x{i}") for i, v in enumerate(sample)]
+    out = neuron(xs)
+    out.label = "out"
+    explorer = explore(out)  # the page that steps through this neuron's backprop
+    page = explorer.save(out_dir / "explorer.html")
+    source = drawing.to_dot(out, grads=explorer.grads)  # the page's gradients, not the .grad fields
+    try:
+        return [drawing.render_graph(source, out_dir / "neuron.svg"), page]
+    except Exception:  # no renderer on this machine: the DOT text is still a useful picture
+        (out_dir / "neuron.svg").unlink(missing_ok=True)
+        return [drawing.render_graph(source, out_dir / "neuron.dot"), page]
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -560,20 +571,21 @@ def _run(args: argparse.Namespace) -> int:
     make = _moons_task if args.task == "moons" else _digits_task
     task = make(args, hidden, np)
     model = task.model
-    opt = _optimizer(args, model, lr, steps)
+    make_optimizer = lambda params: _optimizer(args, params, lr, steps)
     predictor = Predictor(model, len(task.xs[0]), np, compiled=args.engine == "compiled")
 
     history = History()
     bar = tqdm.tqdm(range(steps), desc="training", unit="step", disable=args.quiet, file=sys.stderr)
     with bar, _gc_paused():
         if args.engine == "compiled":
-            _train_compiled(task, opt, steps, bar, np, history, predictor)
+            _train_compiled(task, make_optimizer, bar, np, history, predictor)
         else:
-            _train_eager(task, opt, steps, bar, np, history)
+            _train_eager(task, make_optimizer(model), steps, bar, np, history)
 
-    if not all(math.isfinite(p.data) for p in model.parameters()):
+    if not all(math.isfinite(p.data) for p in model.parameters()):  # the last update blew up
         raise DemoError(
-            f"training diverged (loss {history.loss[-1]}, parameters no longer finite): try a smaller --lr"
+            f"training diverged at step {steps - 1} (loss {history.loss[-1]}, the parameters are no "
+            "longer finite): try a smaller --lr"
         )
     train_accuracy = task.accuracy(predictor(np.asarray(task.xs)), task.ys)
     try:

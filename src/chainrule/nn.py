@@ -1,6 +1,8 @@
 """Neural networks on the scalar engine, with micrograd's public API: Module, Neuron, Layer, MLP.
 
-Beyond micrograd: `state_dict()` / `load_state_dict()` (as in PyTorch; `chainrule.save` and
+Beyond micrograd: `activation="tanh"` (the lecture's neurons; ReLU stays the default), parameters
+labelled by position (`L0.n1.w2`, `L0.n1.b`: the drawings and pages name them),
+`state_dict()` / `load_state_dict()` (as in PyTorch; `chainrule.save` and
 `chainrule.load` write them to JSON files), `config()` (the arguments that rebuild a module), and the
 losses of `chainrule.losses`, re-exported here.
 """
@@ -130,37 +132,84 @@ def _finite(key: str, x: Any) -> float:
     return value
 
 
-class Neuron(Module):
-    """w . x + b, followed by ReLU unless `nonlin=False`."""
+# The activations a hidden neuron may apply: micrograd's ReLU (the default) or the lecture's tanh.
+ACTIVATIONS = ("relu", "tanh")
+_REPR_NAMES = {"relu": "ReLU", "tanh": "Tanh"}
 
-    def __init__(self, nin: int, nonlin: bool = True) -> None:
+
+def check_activation(owner: str, activation: Any) -> str:
+    """`activation` if it is one of ACTIVATIONS, else a ValueError naming it and what is allowed."""
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(
+            f"{owner}: unknown activation {activation!r}; expected 'relu' (micrograd's default) "
+            "or 'tanh' (the lecture's)"
+        )
+    return activation
+
+
+class Neuron(Module):
+    """w . x + b, followed by the activation (ReLU, or tanh with `activation="tanh"`) unless `nonlin=False`.
+
+    Its parameters are labelled `w0`, `w1`, ... and `b`; inside a Layer or an MLP the label says
+    where the neuron is (`L0.n1.w2`). A label you set yourself afterwards stays.
+    """
+
+    def __init__(self, nin: int, nonlin: bool = True, *, activation: str = "relu") -> None:
         self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
         self.b = Value(0.0)
         self.nonlin = nonlin
+        self.activation = check_activation("Neuron", activation)
+        self.position = ""  # where a Layer or an MLP put this neuron ("L0.n1"), for error messages
+        self.label_parameters()
+
+    def label_parameters(self, prefix: str = "") -> None:
+        """Label the weights `{prefix}w0`, `{prefix}w1`, ... and the bias `{prefix}b`.
+
+        Called when the neuron is built (by its Layer, with the neuron's place as the prefix); the
+        labels are plain `.label`s, so the graph's drawings and pages show them.
+        """
+        self.position = prefix.rstrip(".")
+        for i, w in enumerate(self.w):
+            w.label = f"{prefix}w{i}"
+        self.b.label = f"{prefix}b"
 
     def __call__(self, x: Sequence[Any]) -> Value:
         if len(x) != len(self.w):
-            raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}: {list(x)!r}")
+            where = f" at {self.position}" if self.position else ""
+            raise ValueError(f"{self!r}{where} takes {len(self.w)} inputs, got {len(x)}: {list(x)!r}")
         # One n-ary sum node instead of a chain of nin additions: a shallower, cheaper graph.
         # `map(mul, ...)` makes the products from C, without a generator frame per neuron.
         act = value_sum([self.b, *map(mul, self.w, x)])
-        return act.relu() if self.nonlin else act
+        if not self.nonlin:
+            return act
+        return act.relu() if self.activation == "relu" else act.tanh()
 
     def parameters(self) -> list[Value]:
         return [*self.w, self.b]
 
     def config(self) -> dict[str, Any]:
-        return {"nin": len(self.w), "nonlin": self.nonlin}
+        config: dict[str, Any] = {"nin": len(self.w), "nonlin": self.nonlin}
+        if self.activation != "relu":  # the default is left out: older files and readers stay valid
+            config["activation"] = self.activation
+        return config
 
     def __repr__(self) -> str:
-        return f"{'ReLU' if self.nonlin else 'Linear'}Neuron({len(self.w)})"
+        kind = _REPR_NAMES[self.activation] if self.nonlin else "Linear"
+        return f"{kind}Neuron({len(self.w)})"
 
 
 class Layer(Module):
-    """`nout` neurons that all read the same `nin` inputs."""
+    """`nout` neurons that all read the same `nin` inputs (`**kwargs` go to each Neuron)."""
 
     def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
+        check_activation("Layer", kwargs.get("activation", "relu"))  # named as the Layer's error
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+        self.label_parameters()
+
+    def label_parameters(self, prefix: str = "") -> None:
+        """Label neuron j's parameters `{prefix}n{j}.w0`, ..., `{prefix}n{j}.b`."""
+        for j, neuron in enumerate(self.neurons):
+            neuron.label_parameters(f"{prefix}n{j}.")
 
     def __call__(self, x: Sequence[Any]) -> Value | list[Value]:
         out = [n(x) for n in self.neurons]
@@ -171,18 +220,36 @@ class Layer(Module):
 
     def config(self) -> dict[str, Any]:
         first = self.neurons[0]
-        return {"nin": len(first.w), "nout": len(self.neurons), "nonlin": first.nonlin}
+        config: dict[str, Any] = {"nin": len(first.w), "nout": len(self.neurons), "nonlin": first.nonlin}
+        if first.activation != "relu":
+            config["activation"] = first.activation
+        return config
 
     def __repr__(self) -> str:
         return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
 
 
 class MLP(Module):
-    """A multi-layer perceptron: ReLU layers of the sizes `nouts`, the last one linear."""
+    """A multi-layer perceptron: layers of the sizes `nouts`, ReLU or tanh, the last one linear.
 
-    def __init__(self, nin: int, nouts: Sequence[int]) -> None:
+    Parameters are labelled by position: `L{layer}.n{neuron}.w{input}` and `L{layer}.n{neuron}.b`,
+    counted from 0 (`L0.n1.w2` is `model.layers[0].neurons[1].w[2]`).
+    """
+
+    def __init__(self, nin: int, nouts: Sequence[int], *, activation: str = "relu") -> None:
+        check_activation("MLP", activation)
         sizes = [nin, *nouts]
-        self.layers = [Layer(sizes[i], sizes[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
+        self.layers = [
+            Layer(sizes[i], sizes[i + 1], nonlin=i != len(nouts) - 1, activation=activation)
+            for i in range(len(nouts))
+        ]
+        self.activation = activation
+        self.label_parameters()
+
+    def label_parameters(self, prefix: str = "") -> None:
+        """Label every parameter by its place: `{prefix}L{i}.n{j}.w{k}` and `{prefix}L{i}.n{j}.b`."""
+        for i, layer in enumerate(self.layers):
+            layer.label_parameters(f"{prefix}L{i}.")
 
     def __call__(self, x: Sequence[Any]) -> Any:
         for layer in self.layers:
@@ -193,10 +260,13 @@ class MLP(Module):
         return [p for layer in self.layers for p in layer.parameters()]
 
     def config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "nin": len(self.layers[0].neurons[0].w),
             "nouts": [len(layer.neurons) for layer in self.layers],
         }
+        if self.activation != "relu":
+            config["activation"] = self.activation
+        return config
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

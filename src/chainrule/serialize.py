@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .nn import MLP, Layer, Module, Neuron
+from .nn import ACTIVATIONS, MLP, Layer, Module, Neuron
 
 try:  # POSIX: a save holds a lock on its temporary file, so others can tell it is still being written
     import fcntl
@@ -64,6 +64,18 @@ def _flag(module: str, key: str, x: Any) -> bool:
     if not isinstance(x, bool):
         raise ModelFileError(f"{module} config: {key!r} must be true or false, got {x!r:.60}")
     return x
+
+
+def _activation(module: str, config: dict[str, Any]) -> dict[str, str]:
+    """The `activation` argument of a config as constructor keywords: {} for the default ReLU."""
+    if "activation" not in config:  # files written before tanh existed, and every ReLU model
+        return {}
+    x = config["activation"]
+    if not isinstance(x, str) or x not in ACTIVATIONS:
+        raise ModelFileError(
+            f"{module} config: 'activation' must be one of {list(ACTIVATIONS)}, got {x!r:.60}"
+        )
+    return {"activation": x}
 
 
 def _check_keys(module: str, config: dict[str, Any], required: set[str], optional: set[str]) -> None:
@@ -98,22 +110,31 @@ def _layer_entries(prefix: str, nin: int, nout: int) -> Iterator[tuple[str, int 
 
 
 def _neuron_args(config: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
-    _check_keys("Neuron", config, {"nin"}, {"nonlin"})
+    _check_keys("Neuron", config, {"nin"}, {"nonlin", "activation"})
     nin = _positive_int("Neuron", "nin", config["nin"])
-    args = {"nin": nin, "nonlin": _flag("Neuron", "nonlin", config.get("nonlin", True))}
+    args = {
+        "nin": nin,
+        "nonlin": _flag("Neuron", "nonlin", config.get("nonlin", True)),
+        **_activation("Neuron", config),
+    }
     return args, Layout(nin + 1, lambda: _neuron_entries("", nin))
 
 
 def _layer_args(config: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
-    _check_keys("Layer", config, {"nin", "nout"}, {"nonlin"})
+    _check_keys("Layer", config, {"nin", "nout"}, {"nonlin", "activation"})
     nin = _positive_int("Layer", "nin", config["nin"])
     nout = _positive_int("Layer", "nout", config["nout"])
-    args = {"nin": nin, "nout": nout, "nonlin": _flag("Layer", "nonlin", config.get("nonlin", True))}
+    args = {
+        "nin": nin,
+        "nout": nout,
+        "nonlin": _flag("Layer", "nonlin", config.get("nonlin", True)),
+        **_activation("Layer", config),
+    }
     return args, Layout((nin + 1) * nout, lambda: _layer_entries("", nin, nout))
 
 
 def _mlp_args(config: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
-    _check_keys("MLP", config, {"nin", "nouts"}, set())
+    _check_keys("MLP", config, {"nin", "nouts"}, {"activation"})
     nin = _positive_int("MLP", "nin", config["nin"])
     nouts = config["nouts"]
     if not isinstance(nouts, list) or not 1 <= len(nouts) <= 1000:
@@ -128,7 +149,7 @@ def _mlp_args(config: dict[str, Any]) -> tuple[dict[str, Any], Layout]:
             yield from _layer_entries(f"layers.{i}.", a, b)
 
     count = sum((a + 1) * b for a, b in zip(sizes, nouts, strict=False))
-    return {"nin": nin, "nouts": nouts}, Layout(count, entries)
+    return {"nin": nin, "nouts": nouts, **_activation("MLP", config)}, Layout(count, entries)
 
 
 # name -> (class, a function that checks a file's config and returns (constructor arguments,
