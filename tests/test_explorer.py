@@ -9,15 +9,19 @@ import argparse
 import html
 import json
 import math
+import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 import chainrule as cr
 from chainrule import Value, drawing, explorer
+from chainrule.cli import explore as explore_command
 from chainrule.errors import DomainError
 from chainrule.explorer import DEFAULT_MAX_NODES, MAX_NODES_LIMIT, explore
 
@@ -148,7 +152,7 @@ def test_every_table_operation_gives_backwards_gradients() -> None:
         out.label = "out"
         return out, {"x": x, "y": y}
 
-    ops_used = {node._fn.name for node in drawing._reading_order(make()[0]) if node._fn is not None}
+    ops_used = {node._fn.name for node in drawing.reading_order(make()[0]) if node._fn is not None}
     assert ops_used == {op.name for op in cr.TABLE}  # the test covers every row of the table
     root, named = make()
     ex = explore(root)
@@ -373,8 +377,8 @@ def test_to_dot_shows_given_labels_and_grads() -> None:
 # --- the command ------------------------------------------------------------------------------
 def run_explore(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="chainrule explore")
-    explorer.add_arguments(parser)
-    return explorer.run(parser.parse_args(list(argv)))
+    explore_command.add_arguments(parser)
+    return explore_command.run(parser.parse_args(list(argv)))
 
 
 def test_the_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -439,7 +443,9 @@ def test_the_installed_command_runs_explore(tmp_path: Path) -> None:
 
 
 def test_numbers_are_formatted_for_reading() -> None:
-    assert [explorer._fmt(x) for x in (-2.0, 6.0, 0.5, 1 / 3, 1e-7, 2.5e10, math.inf, -0.0)] == [
+    assert [
+        explorer.recorder.format_number(x) for x in (-2.0, 6.0, 0.5, 1 / 3, 1e-7, 2.5e10, math.inf, -0.0)
+    ] == [
         "-2.0",
         "6.0",
         "0.5",
@@ -474,3 +480,47 @@ def test_chainrule_explore_is_the_function_even_after_the_module_is_imported() -
     import chainrule.explorer  # noqa: F401 - the CLI imports it; the attribute must stay the function
 
     assert callable(chainrule.explore) and chainrule.explore is chainrule.explorer.explore
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_page_files_and_explore_runs_from_it(tmp_path: Path) -> None:
+    """A non-editable install (a wheel, in a fresh venv that sees no other chainrule) writes a whole page."""
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a copy: building writes build/ and egg-info, never into the checkout
+    shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PIP_"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # the wheel is built by this (the test's) Python, which has setuptools; no network, no isolation
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*build, "-w", str(wheels), str(source)], check=True, env=env, timeout=300)
+    (wheel,) = wheels.glob("chainrule-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    for asset in ("page.html", "page.css", "page.js"):
+        assert f"chainrule/explorer/assets/{asset}" in shipped
+    # a plain fresh venv: not --system-site-packages, so the editable install of the checkout is unseen
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=300)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+    subprocess.run([*pip, str(wheel)], check=True, env=env, timeout=300)
+    work = tmp_path / "work"
+    work.mkdir()
+    where = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import chainrule; print(chainrule.__file__)"],
+        capture_output=True, text=True, check=True, env=env, cwd=work, timeout=120,
+    )  # fmt: skip
+    assert Path(where.stdout.strip()).is_relative_to(venv)
+    done = subprocess.run(
+        [str(bin_dir / "chainrule"), "explore", "a*b", "a=2", "b=3", "-o", "page.html"],
+        capture_output=True, text=True, env=env, cwd=work, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = (work / "page.html").read_text(encoding="utf-8")
+    css = (root / "src" / "chainrule" / "explorer" / "assets" / "page.css").read_text(encoding="utf-8")
+    js = (root / "src" / "chainrule" / "explorer" / "assets" / "page.js").read_text(encoding="utf-8")
+    assert f"<style>{css}</style>" in page and f"<script>{js}</script>" in page
+    assert "%%" not in page

@@ -1,4 +1,4 @@
-"""Tests for chainrule.expr: the safe expression parser and the `chainrule draw` command."""
+"""Tests for chainrule.expr (the safe expression parser) and `chainrule draw` (chainrule.cli.draw)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import chainrule as cr
-from chainrule import drawing, expr
+from chainrule import drawing
+from chainrule.cli import draw as draw_command
 from chainrule.expr import FUNCTIONS, ExprError, build, parse_assignment
 from conftest import REQUIRE_ALL, need
 
@@ -32,8 +33,8 @@ def need_pure() -> None:
 def draw(*argv: str) -> int:
     """Run `chainrule draw ARGV` through the command's own parser and runner."""
     parser = argparse.ArgumentParser(prog="chainrule draw")
-    expr.add_arguments(parser)
-    return expr.run(parser.parse_args(list(argv)))
+    draw_command.add_arguments(parser)
+    return draw_command.run(parser.parse_args(list(argv)))
 
 
 def test_seed001_expression_reproduces_the_seed_picture() -> None:

@@ -30,6 +30,7 @@ from .errors import PlaceholderError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "RANKDIRS",
     "Graph",
     "RenderError",
     "RenderTimeout",
@@ -44,7 +45,10 @@ __all__ = [
 DEFAULT_MAX_NODES = 500
 """Above this many values a drawing stops being readable; the rest collapse into one node."""
 
+RANKDIRS = ("LR", "RL", "TB", "BT")
+"""The layout directions: left to right (the default), right to left, top to bottom, bottom to top."""
 BACKENDS = ("auto", "dot", "graphviz-pure")
+"""The renderers one can ask for: "auto" (a system `dot` if found, else graphviz-pure) or either one."""
 PURE_COMMAND = "graphviz-pure"
 # Every hint is a command that works as written (chainrule itself is installed from a checkout).
 PURE_INSTALL = "pip install graphviz-pure"
@@ -101,7 +105,7 @@ def _data_text(node: Value) -> str:
         return "?"
 
 
-def _reading_order(root: Value) -> list[Value]:
+def reading_order(root: Value) -> list[Value]:
     """Every value below `root`, inputs before the values made from them, first operands first.
 
     An iterative depth-first search (a graph of 10^5 nodes needs no recursion) that visits operands
@@ -153,15 +157,15 @@ def _body(
     grads: Mapping[Value, float] | None = None,
 ) -> list[str]:
     """The lines between `digraph {` and `}`, one statement per line, tab-indented."""
-    if rankdir not in ("LR", "RL", "TB", "BT"):
-        raise ValueError(f"to_dot: rankdir must be one of LR, RL, TB, BT, got {rankdir!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"to_dot: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if max_nodes is not None and max_nodes < 1:
         raise ValueError(f"to_dot: max_nodes must be at least 1 (or None for no limit), got {max_nodes!r}")
     if not isinstance(root, Value):
         raise TypeError(f"to_dot: needs a chainrule Value to draw, got {type(root).__name__}: {root!r}")
     # Ids follow the traversal, which depends only on the graph's structure and operand order,
     # never on id(): the same graph always gives the same text.
-    order = _reading_order(root)
+    order = reading_order(root)
     total = len(order)
     kept = _select(root, order, max_nodes) if max_nodes is not None else None
     if kept is not None:

@@ -1,0 +1,370 @@
+"""The explorer's recorder: the forward values and the backward sweep, replayed and written down.
+
+`Recorder(root).run()` records, in Python, the forward values in reading order and then the
+backward sweep node by node, in the order `backward()` uses: for every input of every node, the
+gradient arriving from above (dL/dnode), the local derivative (from the derivative table, the same
+rules `backward()` runs) and their product, which is added into the input's gradient. The page
+(`chainrule.explorer.page`) only displays these records; nothing here touches a `.grad`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..backends import FLOAT
+from ..drawing import RANKDIRS, reading_order
+from ..engine import Value, hand_contributions, topological_order
+from ..errors import DomainError, PlaceholderError
+
+__all__ = [
+    "DEFAULT_MAX_NODES",
+    "MAX_NODES_LIMIT",
+    "Contribution",
+    "NodeRecord",
+    "Recorder",
+    "Step",
+    "check_graph",
+    "format_number",
+    "local_derivatives",
+]
+
+DEFAULT_MAX_NODES = 300
+"""Graphs with more values are refused: a neuron or a small MLP's loss on one sample fit."""
+MAX_NODES_LIMIT = 2000
+"""The largest `max_nodes` accepted: beyond it neither the layout nor a learner keeps up."""
+_COUNT_LIMIT = 100_000  # how far a graph that is too big is counted, for the message
+_INFIX = ("+", "-", "*", "/", "**")  # ops written between their operands
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One input's share of a backward step: dL/d(input) += upstream * local."""
+
+    input: str  # the input's name (its label, or a generated n3)
+    upstream: float  # dL/d(node), complete when the node's step comes
+    local: float  # d(node)/d(input), from the derivative table
+    product: float  # the table's rule applied to the upstream gradient: what backward() adds
+    total: float  # the input's gradient after this contribution
+    accumulates: bool  # True where it adds to an earlier contribution (dL/db += ...)
+    text: str  # the line the page shows
+
+
+@dataclass(frozen=True)
+class Step:
+    """One position of the page: the start, one forward node, one backward node, or the end."""
+
+    phase: str  # "start", "forward", "backward" or "end"
+    node: str | None  # the name of the current node, if any
+    title: str
+    lines: tuple[str, ...]
+    contributions: tuple[Contribution, ...] = ()
+
+
+def format_number(x: float) -> str:
+    """A number for the formulas: six significant digits, and -2.0 rather than -2."""
+    x = float(x)
+    if not math.isfinite(x):
+        return repr(x)
+    text = f"{x:.6g}"
+    return text + ".0" if text.lstrip("-").isdigit() else text
+
+
+def _d(name: str) -> str:
+    """`da` for a plain name, `d(x1*w1)` for a label that is an expression."""
+    return f"d{name}" if name.isidentifier() else f"d({name})"
+
+
+# --- checks -------------------------------------------------------------------------------------
+def _count(root: Value, limit: int) -> int:
+    """The number of values below `root`, counting no further than `limit` + 1 (a bounded walk)."""
+    seen = {root}
+    stack = [root]
+    while stack:
+        for child in stack.pop()._prev:
+            if child not in seen:
+                seen.add(child)
+                if len(seen) > limit:
+                    return len(seen)
+                stack.append(child)
+    return len(seen)
+
+
+def check_graph(root: Any, max_nodes: Any, rankdir: Any) -> None:
+    if not isinstance(root, Value):
+        raise TypeError(f"explore: needs a chainrule Value, got {type(root).__name__}: {root!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"explore: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or not 1 <= max_nodes <= MAX_NODES_LIMIT:
+        raise ValueError(
+            f"explore: max_nodes must be an integer from 1 to {MAX_NODES_LIMIT}, got {max_nodes!r}"
+        )
+    size = _count(root, max(max_nodes, _COUNT_LIMIT))
+    if size > max_nodes:
+        many = f"more than {_COUNT_LIMIT}" if size > _COUNT_LIMIT else str(size)
+        raise ValueError(
+            f"explore: the graph has {many} values, more than max_nodes={max_nodes} can step through; "
+            f"explore a smaller part of it (one neuron, one sample) or raise max_nodes "
+            f"(at most {MAX_NODES_LIMIT})"
+        )
+    if not root.requires_grad:
+        raise ValueError(
+            "explore: this Value does not require grad (it was made from constants, requires_grad=False, "
+            "or inside chainrule.no_grad()), so there is no backward pass to show"
+        )
+
+
+# --- recording ----------------------------------------------------------------------------------
+@dataclass
+class NodeRecord:
+    """What the page needs to know about one value."""
+
+    id: str  # the DOT id, as to_dot numbers it (n0, n1, ...)
+    name: str
+    how: str  # "a * b", "input", "constant"
+    data: float
+    data_step: int = 0
+    # the gradient as it arrives: [step, record text, short text, exact repr, partial?, status]
+    grads: list[list[Any]] = field(default_factory=list)
+    no_grad: bool = False  # takes no gradient (a constant, or made from constants only)
+
+
+def _expression(node: Value, names: dict[Value, str], values: bool = False) -> str:
+    """How `node` was made, with its inputs' names (or their values): 'a * b', 'tanh(n)', 'sum(...)'."""
+    fn = node._fn
+    assert fn is not None
+    args = [format_number(c.data) if values else names[c] for c in node._prev]
+    if fn.arity == 2 and fn.symbol in _INFIX:
+        return f"{args[0]} {fn.symbol} {args[1]}"
+    if fn.name == "neg":
+        return f"-({args[0]})" if values else f"-{args[0]}"
+    if fn.name == "sum":
+        return " + ".join(args)
+    return f"{fn.name}({', '.join(args)})"
+
+
+def _names(order: list[Value], ids: dict[Value, str]) -> tuple[dict[Value, str], dict[Value, str]]:
+    """Each value's name in the formulas, and the generated ones the drawing must show."""
+    taken = {" ".join(node.label.split()) for node in order if node.label}
+    names: dict[Value, str] = {}
+    generated: dict[Value, str] = {}
+    for node in order:
+        if node.label:
+            names[node] = " ".join(node.label.split())  # a label's line breaks become spaces
+            continue
+        if node._fn is None and not node.requires_grad:  # an unnamed constant goes by its number
+            names[node] = generated[node] = format_number(node.data)
+            continue
+        name = ids[node]
+        for _ in range(len(taken) + 1):  # bounded: some suffix is free within len(taken) tries
+            if name not in taken:
+                break
+            name += "'"
+        names[node] = generated[node] = name
+    return names, generated
+
+
+class Recorder:
+    """Runs the forward and backward replay, filling in the steps and the per-node records."""
+
+    def __init__(self, root: Value) -> None:
+        self.root = root
+        # The drawing's reading order (first operands first) is a topological order too, and the
+        # one a learner reads the expression in: a, b, e = a*b, c, d = e + c, ...
+        self.forward = reading_order(root)
+        try:
+            for node in self.forward:
+                node.data  # noqa: B018 - a placeholder raises here
+        except PlaceholderError:
+            raise ValueError(
+                "explore: the graph has placeholders with no data yet; build it from numbers "
+                "(Value(2.0)) to step through it"
+            ) from None
+        self.ids = {node: f"n{i}" for i, node in enumerate(self.forward)}  # to_dot's ids
+        self.names, self.generated = _names(self.forward, self.ids)
+        self.nodes = {node: self._node(node) for node in self.forward}
+        self.steps: list[Step] = []
+        self.current: list[str | None] = []  # per step: the id of the current node
+        self.touched: list[list[str]] = []  # per step: the ids of its inputs
+        self.grads: dict[Value, float] = {}
+
+    def _node(self, node: Value) -> NodeRecord:
+        if node._fn is not None:
+            how = _expression(node, self.names)
+        else:
+            how = "input" if node.requires_grad else "constant"
+        return NodeRecord(self.ids[node], self.names[node], how, node.data, no_grad=not node.requires_grad)
+
+    def add(self, step: Step, current: Value | None, touched: list[Value]) -> int:
+        self.steps.append(step)
+        self.current.append(self.ids[current] if current is not None else None)
+        self.touched.append([self.ids[v] for v in touched])
+        return len(self.steps) - 1
+
+    def run(self) -> None:
+        root_name = self.names[self.root]
+        self.add(
+            Step(
+                "start",
+                None,
+                f"Before the forward pass: {root_name} and everything it is made of",
+                (
+                    "No value is known yet ('data ?'), and no gradient ('grad ?').",
+                    "Press Next (or the right arrow key) to compute the values one node at a time.",
+                ),
+            ),
+            None,
+            [],
+        )
+        self._forward()
+        self._backward()
+
+    def _forward(self) -> None:
+        total = len(self.forward)
+        for k, node in enumerate(self.forward, 1):
+            name = self.names[node]
+            value = format_number(node.data)
+            if node._fn is None:
+                kind = (
+                    "an input: a leaf that takes a gradient"
+                    if node.requires_grad
+                    else "a constant: a leaf that takes no gradient"
+                )
+                lines = (f"{name} = {value}", f"{name} is {kind}.")
+            else:
+                formula = f"{name} = {_expression(node, self.names)}"
+                numbers = _expression(node, self.names, values=True)
+                lines = (f"{formula} = {numbers} = {value}",)
+            title = f"Forward {k} of {total}: {name}"
+            step = self.add(Step("forward", name, title, lines), node, list(node._prev))
+            self.nodes[node].data_step = step
+
+    def _backward(self) -> None:
+        root = self.root
+        r = self.names[root]
+        sweep = topological_order(root, only_requiring_grad=True)  # the order backward() uses
+        g: dict[Value, float] = {node: 0.0 for node in sweep}
+        g[root] = 1.0
+        history: dict[Value, list[tuple[int, float]]] = {node: [] for node in sweep}
+        nodes_with_steps = [node for node in reversed(sweep) if node._fn is not None or node is root]
+        total = len(nodes_with_steps)
+        for k, node in enumerate(nodes_with_steps, 1):
+            name = self.names[node]
+            upstream = g[node]
+            if node is root:
+                lines = [f"{_d(r)}/{_d(r)} = 1.0: the output's gradient with respect to itself."]
+            else:
+                lines = [
+                    f"{_d(r)}/{_d(name)} = {format_number(upstream)} is complete: every value made from "
+                    f"{name} has passed its gradient back."
+                ]
+            title = f"Backward {k} of {total}: {name}"
+            if node._fn is not None:
+                title += f" = {_expression(node, self.names)}"
+            contributions = self._contributions(node, upstream, g, history, len(self.steps), lines)
+            touched = [c for c in node._prev if c.requires_grad]
+            step = self.add(Step("backward", name, title, tuple(lines), tuple(contributions)), node, touched)
+            if node is root:
+                history[root].insert(0, (step, 1.0))
+        self.grads = dict(g)
+        end = len(self.steps)
+        # A value that takes a gradient but that the sweep does not reach (below a node whose
+        # requires_grad was switched off) keeps the 0 that backward() leaves in it.
+        for node in self.forward:
+            if node.requires_grad and node not in g:
+                self.grads[node] = 0.0
+                history[node] = [(end, 0.0)]
+        self._finish(history, end)
+
+    def _contributions(
+        self,
+        node: Value,
+        upstream: float,
+        g: dict[Value, float],
+        history: dict[Value, list[tuple[int, float]]],
+        step: int,
+        lines: list[str],
+    ) -> list[Contribution]:
+        fn = node._fn
+        if fn is None:
+            return []
+        r, name = self.names[self.root], self.names[node]
+        contributions = []
+        for child, local, product in local_derivatives(node, upstream):
+            c = self.names[child]
+            if not child.requires_grad:
+                lines.append(f"{c} takes no gradient (a constant): nothing flows into it.")
+                continue
+            accumulates = bool(history[child])
+            g[child] += product
+            total = g[child]
+            history[child].append((step, total))
+            chain = (
+                f"{_d(r)}/{_d(name)} * {_d(name)}/{_d(c)} = "
+                f"{format_number(upstream)} * {format_number(local)} = {format_number(product)}"
+            )
+            if accumulates:
+                text = f"{_d(r)}/{_d(c)} += {chain}, so {_d(r)}/{_d(c)} = {format_number(total)}"
+            else:
+                text = f"{_d(r)}/{_d(c)} = {chain}"
+            lines.append(text)
+            contributions.append(Contribution(c, upstream, local, product, total, accumulates, text))
+        return contributions
+
+    def _finish(self, history: dict[Value, list[tuple[int, float]]], end: int) -> None:
+        r = self.names[self.root]
+        leaves = [node for node in self.forward if node._fn is None and node.requires_grad]
+        lines = [f"{_d(r)}/{_d(self.names[leaf])} = {format_number(self.grads[leaf])}" for leaf in leaves]
+        self.add(
+            Step(
+                "end",
+                None,
+                "Done: every gradient is complete, as backward() computes them",
+                (f"{r} = {format_number(self.root.data)}", *lines),
+            ),
+            None,
+            [],
+        )
+        for node, updates in history.items():
+            n = len(updates)
+            for i, (step, value) in enumerate(updates):
+                if node is self.root:
+                    status = "complete: the output"
+                elif i < n - 1:
+                    status = f"partial: {i + 1} of {n} contributions"
+                else:
+                    status = "complete" if n == 1 else f"complete: the sum of {n} contributions"
+                record = [step, f"grad {value:.4f}", format_number(value), repr(value), i < n - 1, status]
+                self.nodes[node].grads.append(record)
+
+
+def local_derivatives(node: Value, upstream: float) -> list[tuple[Value, float, float]]:
+    """(input, local derivative, upstream * local as backward() adds it) for each input of `node`.
+
+    The recorder's one chain-rule step. A table op's numbers come from its derivative rules; a
+    hand-built node's from running its own `_backward` on its own (for gradient 1, then for the
+    real one), as backward() runs it. An input that takes no gradient gets (input, 0.0, 0.0).
+    """
+    fn = node._fn
+    if fn.hand_built:
+        children, local = hand_contributions(node, 1.0)
+        _, product = hand_contributions(node, upstream)
+        return list(zip(children, local, product, strict=True))
+    out = node.data
+    xs = [c.data for c in node._prev]
+    found = []
+    for i, child in enumerate(node._prev):
+        if not child.requires_grad:
+            found.append((child, 0.0, 0.0))
+            continue
+        rule = fn.derivative(i)
+        try:
+            found.append((child, rule(FLOAT, 1.0, out, *xs), rule(FLOAT, upstream, out, *xs)))
+        except (ArithmeticError, ValueError) as exc:
+            raise DomainError(
+                f"explore: {fn.name}: the derivative is undefined at {tuple(xs)}: {exc}",
+                op=fn.name,
+                value=tuple(xs),
+            ) from exc
+    return found
