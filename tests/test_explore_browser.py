@@ -152,7 +152,7 @@ def test_seed001_stepped_with_the_keyboard(browser: Any, tmp_path: Path) -> None
         if step.phase == "forward":  # no gradient before the backward pass
             assert all(v["recordGrad"] == "grad ?" for v in shown["values"].values())
         if k == 10:  # the last backward step: e = a * b hands a and b their gradients
-            assert "dL/da = dL/de * de/da = -2.0 * -3.0 = 6.0" in shown["lines"]
+            assert "dL/da = dL/de * ∂e/∂a = -2.0 * -3.0 = 6.0" in shown["lines"]
     assert state(browser)["counter"] == f"Step {last} of {last}: done"
     body.send_keys(Keys.ARROW_RIGHT)  # past the end: stays
     assert state(browser)["counter"].startswith(f"Step {last} of")
@@ -183,7 +183,7 @@ def test_tanh_neuron_stepped_with_the_buttons(browser: Any, tmp_path: Path) -> N
     assert state(browser)["counter"].startswith("Step 0 of")
     click("end")
     assert_end_state_is_backwards(browser, neuron)
-    # the step through tanh: do/dn = 1 - o**2 = 0.5
+    # the step through tanh: ∂o/∂n = 1 - o**2 = 0.5
     tanh_step = next(k for k, s in enumerate(ex.steps) if s.phase == "backward" and s.node == "o")
     browser.execute_script(
         "var s = document.getElementById('cr-slider'); s.value = arguments[0];"
@@ -191,7 +191,7 @@ def test_tanh_neuron_stepped_with_the_buttons(browser: Any, tmp_path: Path) -> N
         tanh_step,
     )
     shown = state(browser)
-    assert "do/dn = do/do * do/dn = 1.0 * 0.5 = 0.5" in shown["lines"]
+    assert "do/dn = do/do * ∂o/∂n = 1.0 * 0.5 = 0.5" in shown["lines"]
     assert shown["values"]["n"]["grad"] == "0.5" and shown["values"]["x1"]["grad"] == "?"
     assert_no_console_errors(browser)
 

@@ -87,8 +87,8 @@ def test_seed001_steps_show_the_chain_rule_with_numbers() -> None:
     assert [s.node for s in backward] == ["L", "d", "e"]
     assert backward[0].lines[0] == "dL/dL = 1.0: the output's gradient with respect to itself."
     # the issue's very line
-    assert "dL/da = dL/de * de/da = -2.0 * -3.0 = 6.0" in backward[2].lines
-    assert "dL/db = dL/de * de/db = -2.0 * 2.0 = -4.0" in backward[2].lines
+    assert "dL/da = dL/de * ∂e/∂a = -2.0 * -3.0 = 6.0" in backward[2].lines
+    assert "dL/db = dL/de * ∂e/∂b = -2.0 * 2.0 = -4.0" in backward[2].lines
     first = backward[2].contributions[0]
     assert (first.input, first.upstream, first.local, first.product, first.total) == (
         "a",
@@ -114,7 +114,11 @@ def test_the_neuron_passes_half_through_tanh() -> None:
     ex = explore(o)
     step = next(s for s in ex.steps if s.phase == "backward" and s.node == "o")
     assert step.contributions[0].local == pytest.approx(0.5)
-    assert step.lines[1] == "do/dn = do/do * do/dn = 1.0 * 0.5 = 0.5"
+    # the local derivative from tanh's own rule, then the chain-rule product: no tautology
+    assert step.lines[1:3] == (
+        "local derivative ∂o/∂n = 1 - o * o = 0.5",
+        "do/dn = do/do * ∂o/∂n = 1.0 * 0.5 = 0.5",
+    )
     assert "o = tanh(n) = tanh(0.881374) = 0.707107" in next(s for s in ex.steps if s.node == "o").lines
 
 
@@ -129,7 +133,7 @@ def test_a_value_used_twice_accumulates_its_gradient() -> None:
         (3.0, 4.0, True),
         (3.0, 7.0, True),
     ]
-    assert contributions[1].text == "dy/db += dy/dn1 * dn1/db = 1.0 * 3.0 = 3.0, so dy/db = 4.0"
+    assert contributions[1].text == "dy/db += dy/dn1 * ∂n1/∂b = 1.0 * 3.0 = 3.0, so dy/db = 4.0"
     y.backward()
     assert ex.grads[b] == b.grad == 7.0
     # the page says which gradients are still partial: b's first two totals are, its last is not
@@ -177,7 +181,7 @@ def test_constants_and_unlabelled_values_get_names() -> None:
     assert ex.names[y] == "n6" and ex.names[y._prev[0]] == "n3"
     step = next(s for s in ex.steps if s.phase == "backward" and s.node == "n2")
     assert "2.0 takes no gradient (a constant): nothing flows into it." in step.lines
-    assert "dn6/dx = dn6/dn2 * dn2/dx = 2.45765e-05 * 2.0 = 4.91531e-05" in step.lines
+    assert "dn6/dx = dn6/dn2 * ∂n2/∂x = 2.45765e-05 * 2.0 = 4.91531e-05" in step.lines
     data = page_data(ex)
     constant = next(n for n in data["nodes"] if n["name"] == "2.0")
     assert constant["grads"] == [] and constant["noGradText"] == "no grad"
@@ -267,7 +271,7 @@ def test_hand_built_operations_are_replayed_with_their_own_backward() -> None:
     assert ex.grads[x] == x.grad and ex.grads[cube] == cube.grad
     assert x.grad != 0.0 and cube.grad == 2.0  # explore left .grad alone: these are backward()'s
     text = "\n".join(line for step in ex.steps for line in step.lines)
-    assert "dL/dc * dc/dx = 2.0 * 6.75 = 13.5" in text
+    assert "dL/dc * ∂c/∂x = 2.0 * 6.75 = 13.5" in text
     assert "c = cube(x)" in text
 
 

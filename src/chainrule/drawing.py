@@ -35,7 +35,10 @@ __all__ = [
     "RenderError",
     "RenderTimeout",
     "RendererNotFound",
+    "check_timeout",
     "draw_dot",
+    "reading_order",
+    "record_number",
     "find_renderer",
     "render_dot",
     "render_graph",
@@ -61,12 +64,17 @@ INSTALL_HINT = (
     "(apt install graphviz, brew install graphviz, conda install graphviz, or https://graphviz.org/download/)"
 )
 
-# Styles a teacher can tell apart at a glance: inputs and parameters (leaves that take a gradient)
-# are filled blue, constants are grey and dashed, the output has a thick border.
+# Styles a teacher can tell apart at a glance, in `compile`'s words: parameters (leaves that take a
+# gradient) are filled blue; a dashed outline means "takes no gradient": white for an input (data,
+# a labelled leaf), grey for a constant (a number in the graph); the output has a thick border.
 _LEAF_STYLE = 'style=filled fillcolor="#dbeafe"'
+_INPUT_STYLE = 'style="filled,dashed" fillcolor="#ffffff"'
 _CONST_STYLE = 'style="filled,dashed" fillcolor="#f3f4f6" fontcolor="#555555"'
 _ROOT_STYLE = "penwidth=2"
 _MORE_STYLE = 'shape=box style=dashed fontcolor="#555555"'
+# %.4f shows 0.0000 below this and needless digits above the other: there, significant digits.
+_SMALLEST_FIXED = 1e-4
+_LARGEST_FIXED = 1e9
 
 
 # --- DOT text -----------------------------------------------------------------------------------
@@ -84,10 +92,17 @@ def _escape_record(text: str) -> str:
     return text.replace('"', '\\"').replace("\n", "\\n").replace("\r", "")
 
 
-def _number(x: Any) -> str:
-    """A value's data or grad formatted as the seeds do (%.4f); '?' for a placeholder's data."""
+def record_number(x: Any) -> str:
+    """A value's data or grad as a drawing shows it: %.4f as the seeds do (2.0000, -0.5000).
+
+    Where %.4f would hide the number, three significant digits instead: 2.08e-07 rather than
+    0.0000 for a tiny non-zero number, 1.23e+12 rather than thirteen digits for a huge one.
+    """
     if isinstance(x, Value):  # a grad made by backward(create_graph=True) is itself a Value
         x = x.data
+    x = float(x)
+    if x != 0.0 and (abs(x) < _SMALLEST_FIXED or abs(x) >= _LARGEST_FIXED):  # inf and nan: %.4f
+        return f"{x:.3g}"
     return f"{x:.4f}"
 
 
@@ -100,7 +115,7 @@ def _label_text(label: Any) -> str:
 
 def _data_text(node: Value) -> str:
     try:
-        return _number(node.data)
+        return record_number(node.data)
     except PlaceholderError:  # a placeholder or a node computed from one has no data yet
         return "?"
 
@@ -180,11 +195,14 @@ def _body(
         label = labels.get(node, node.label) if labels else node.label
         fields = [_escape_record(_label_text(label)), f"data {_data_text(node)}"]
         if show_grad:
-            fields.append(f"grad {_number(grads.get(node, node.grad) if grads else node.grad)}")
+            fields.append(f"grad {record_number(grads.get(node, node.grad) if grads else node.grad)}")
         attrs = [f'label="{{ {" | ".join(fields)} }}"']
         if highlight:
             if node._fn is None:
-                attrs.append(_LEAF_STYLE if node.requires_grad else _CONST_STYLE)
+                if node.requires_grad:
+                    attrs.append(_LEAF_STYLE)
+                else:
+                    attrs.append(_INPUT_STYLE if node.label else _CONST_STYLE)
             if node is root:
                 attrs.append(_ROOT_STYLE)
         lines.append(f"\t{uid} [{' '.join(attrs)}]")
@@ -223,7 +241,9 @@ def to_dot(
     `rankdir` is LR (left to right, the default), TB, RL or BT. `show_grad=False` leaves out the
     grads (a picture of the forward pass). Beyond `max_nodes` values (None: no limit), only the
     ones nearest the output are drawn and the rest become one "... N more" node. `highlight`
-    fills leaves that take a gradient blue, constants grey, and gives the output a thick border.
+    fills parameters (leaves that take a gradient) blue, draws inputs (labelled leaves that take
+    none) and constants (unlabelled numbers) dashed, white and grey, and gives the output a thick
+    border.
     `labels` and `grads` show, for the values they hold, that text and gradient instead of
     `.label` and `.grad` (the explorer draws gradients it computed without touching the graph).
     """
@@ -363,9 +383,10 @@ def _run(command: list[str], data: bytes, timeout: float) -> bytes:
     return out
 
 
-def _check_timeout(timeout: Any) -> float:
+def check_timeout(timeout: Any, command: str = "draw") -> float:
+    """`timeout` as float seconds; a one-line ValueError naming `command` unless it is a positive number."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < float("inf"):
-        raise ValueError(f"draw: timeout must be a positive number of seconds, got {timeout!r}")
+        raise ValueError(f"{command}: timeout must be a positive number of seconds, got {timeout!r}")
     return float(timeout)
 
 
@@ -386,7 +407,7 @@ def render_dot(
     source = _source_of(graph)
     if format in ("dot", "gv"):
         return source.encode()
-    timeout = _check_timeout(timeout)
+    timeout = check_timeout(timeout)
     command = [find_renderer(backend), f"-K{engine}", f"-T{format}", *LAYOUT_FLAGS]
     return _run(command, source.encode(), timeout)
 
@@ -451,7 +472,7 @@ class Graph:
         self.format = format
         self.backend = backend
         self.engine = engine
-        self.timeout = _check_timeout(timeout)
+        self.timeout = check_timeout(timeout)
         self.filename = filename
 
     def __str__(self) -> str:

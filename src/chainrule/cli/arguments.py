@@ -53,7 +53,7 @@ def add_expression_arguments(parser: argparse.ArgumentParser, command: str, outp
     )
 
 
-def add_renderer_arguments(parser: argparse.ArgumentParser, timeout_help: str | None) -> None:
+def add_renderer_arguments(parser: argparse.ArgumentParser, timeout_help: str) -> None:
     """The drawing options both picture commands take, with the same choices in the same order."""
     parser.add_argument("--rankdir", default="LR", choices=list(RANKDIRS), help="layout direction (LR)")
     parser.add_argument(
@@ -62,10 +62,7 @@ def add_renderer_arguments(parser: argparse.ArgumentParser, timeout_help: str | 
         choices=list(BACKENDS),
         help="renderer: system Graphviz dot if found, else pip's graphviz-pure (auto)",
     )
-    if timeout_help is not None:
-        parser.add_argument(
-            "--timeout", type=positive_number, default=None, metavar="SECONDS", help=timeout_help
-        )
+    parser.add_argument("--timeout", type=positive_number, default=None, metavar="SECONDS", help=timeout_help)
 
 
 def check_output_folder(command: str, path: Path) -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..drawing import RendererNotFound
+from ..drawing import DEFAULT_TIMEOUT, RendererNotFound
 from ..explorer import DEFAULT_MAX_NODES, MAX_NODES_LIMIT, explore
 from ..expr import build, parse_values
 from .arguments import (
@@ -31,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"refuse graphs with more values: the page steps through every value, so unlike draw "
         f"it never cuts the graph (default {DEFAULT_MAX_NODES}, at most {MAX_NODES_LIMIT})",
     )
-    add_renderer_arguments(parser, None)
+    add_renderer_arguments(
+        parser,
+        f"give the picture this long to lay out ({DEFAULT_TIMEOUT:g}); past it the page has the steps "
+        "and the table without the picture",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
         root = built.output
         if not root.requires_grad:
             raise ValueError("explore: the expression depends on no input, so it has no gradients to show")
-        explorer = explore(root, max_nodes=args.max_nodes, rankdir=args.rankdir, backend=args.backend)
+        timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
+        explorer = explore(
+            root, max_nodes=args.max_nodes, rankdir=args.rankdir, backend=args.backend, timeout=timeout
+        )
         if args.output == "-":
             sys.stdout.write(explorer.html)
             return 0
@@ -63,10 +70,6 @@ def run(args: argparse.Namespace) -> int:
     for input_name, leaf in built.inputs.items():
         print(f"d{name}/d{input_name} = {explorer.grads[leaf]:.6g}")
     if not explorer.has_picture:
-        print(
-            "chainrule explore: no Graphviz renderer found, so the page has no picture "
-            "(pip install graphviz-pure)",
-            file=sys.stderr,
-        )
+        print(f"chainrule explore: the page has no picture: {explorer.picture_note}", file=sys.stderr)
     print(f"wrote {path} ({explorer.step_count} steps: open it in a browser)")
     return 0

@@ -16,13 +16,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..drawing import RendererNotFound, render_dot, to_dot
+from ..drawing import (
+    DEFAULT_TIMEOUT,
+    RendererNotFound,
+    RenderTimeout,
+    check_timeout,
+    record_number,
+    render_dot,
+    to_dot,
+)
 from ..engine import Value
 from .recorder import DEFAULT_MAX_NODES, Recorder, Step, check_graph, format_number
 
 __all__ = ["Explorer", "explore", "page_asset"]
 
 _PLAY_MS = 900  # the pause between two steps while playing
+MIN_TEXT_PX = 10
+"""The smallest text the picture may show by default, in screen pixels: below it, no fit to width."""
 
 
 @cache
@@ -35,8 +45,14 @@ _GROUP = re.compile(r'<g id="(?:node|edge)\d+" class="(node|edge)">\s*<title>([^
 _ID = re.compile(r"n\d+(?:_op)?")
 
 
-def _svg(root: Value, recorder: Recorder, rankdir: str, backend: str) -> str | None:
-    """The graph as inline SVG, groups renamed for the page's script; None without a renderer."""
+def _svg(
+    root: Value, recorder: Recorder, rankdir: str, backend: str, timeout: float
+) -> tuple[str | None, str]:
+    """The graph as inline SVG, groups renamed for the page's script, or None and why there is none.
+
+    Without a renderer, or when the layout takes longer than `timeout` seconds, the page still
+    steps through everything but the picture: a note says why, in one line.
+    """
     dot = to_dot(
         root,
         rankdir=rankdir,
@@ -45,12 +61,17 @@ def _svg(root: Value, recorder: Recorder, rankdir: str, backend: str) -> str | N
         grads={node: recorder.grads.get(node, 0.0) for node in recorder.forward},
     )
     try:
-        text = render_dot(dot, "svg", backend=backend).decode("utf-8")
+        text = render_dot(dot, "svg", backend=backend, timeout=timeout).decode("utf-8")
     except RendererNotFound:
-        return None
+        return None, "no Graphviz renderer was found (pip install graphviz-pure)"
+    except RenderTimeout:
+        return None, (
+            f"the drawing took longer than the time limit of {timeout:g} s "
+            "(explore(..., timeout=) or --timeout gives it longer)"
+        )
     start = text.find("<svg")
     if start < 0:  # pragma: no cover - a renderer that printed no SVG
-        return None
+        return None, "the renderer printed no SVG"
     text = re.sub(r"<!--.*?-->", "", text[start:], flags=re.S)
 
     def rename(match: re.Match[str]) -> str:
@@ -65,7 +86,7 @@ def _svg(root: Value, recorder: Recorder, rankdir: str, backend: str) -> str | N
     text = _GROUP.sub(rename, text)
     text = re.sub(r"<title>[^<]*</title>", "", text)  # the graph's own title ("%3")
     label = html.escape(f"the computation graph of {recorder.names[root]}", quote=True)
-    return text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
+    return text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1), ""
 
 
 def _json(data: Any) -> str:
@@ -74,7 +95,8 @@ def _json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _page(recorder: Recorder, svg: str | None) -> str:
+def _page(recorder: Recorder, svg: str | None, note: str) -> str:
+    """The whole page: the template with the records, the table, the picture (or the note) inlined."""
     root_name = recorder.names[recorder.root]
     nodes = [recorder.nodes[node] for node in recorder.forward]
     steps = recorder.steps
@@ -84,12 +106,13 @@ def _page(recorder: Recorder, svg: str | None) -> str:
         "unknownData": "data ?",
         "unknownShort": "?",
         "playMs": _PLAY_MS,
+        "minTextPx": MIN_TEXT_PX,
         "nodes": [
             {
                 "id": n.id,
                 "name": n.name,
                 "dataStep": n.data_step,
-                "dataText": f"data {n.data:.4f}",
+                "dataText": f"data {record_number(n.data)}",
                 "dataShort": format_number(n.data),
                 "dataExact": repr(float(n.data)),
                 "grads": n.grads,
@@ -112,13 +135,12 @@ def _page(recorder: Recorder, svg: str | None) -> str:
     }
     rows = "\n".join(
         f'<tr id="cr-row-{n.id}"><td class="cr-mark"></td><th scope="row">{html.escape(n.name)}</th>'
-        f'<td>{html.escape(n.how)}</td><td class="cr-data">?</td><td class="cr-grad">?</td>'
-        f'<td class="cr-status"></td></tr>'
+        f'<td>{html.escape(n.how)}</td><td class="cr-data">?</td><td class="cr-grad">?</td></tr>'
         for n in nodes
     )
     if svg is None:
         graph = (
-            '<p class="cr-note">No picture: no Graphviz renderer was found (pip install graphviz-pure). '
+            f'<p class="cr-note">No picture: {html.escape(note)}. '
             "The steps and the table below work without it.</p>"
         )
     else:
@@ -145,13 +167,14 @@ class Explorer:
     fresh start. `.html` is the page; `.save(path)` writes it; in Jupyter it shows inline.
     """
 
-    def __init__(self, root: Value, recorder: Recorder, svg: str | None) -> None:
+    def __init__(self, root: Value, recorder: Recorder, svg: str | None, note: str = "") -> None:
         self.root = root
         self.steps: tuple[Step, ...] = tuple(recorder.steps)
         self.grads: dict[Value, float] = dict(recorder.grads)
         self.names: dict[Value, str] = dict(recorder.names)
         self.has_picture = svg is not None
-        self.html: str = _page(recorder, svg)
+        self.picture_note = note  # why the page has no picture ("" when it has one)
+        self.html: str = _page(recorder, svg, note)
         self._height = _frame_height(svg)
 
     @property
@@ -194,15 +217,19 @@ def explore(
     rankdir: str = "LR",
     *,
     backend: str = "auto",
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Explorer:
     """Record the forward values and the backward sweep of `root`'s graph; returns an `Explorer`.
 
     The graph is not changed: no `.grad` is touched (the gradients live in the explorer). A graph
     with more than `max_nodes` values is refused with a ValueError (at most MAX_NODES_LIMIT).
-    `rankdir` and `backend` are the drawing's (see `chainrule.draw_dot`).
+    `rankdir` and `backend` are the drawing's (see `chainrule.draw_dot`). The picture may take
+    `timeout` seconds to lay out; past that (or with no renderer) the page has everything but the
+    picture, and `.picture_note` says why.
     """
     check_graph(root, max_nodes, rankdir)
+    timeout = check_timeout(timeout, "explore")
     recorder = Recorder(root)
     recorder.run()
-    svg = _svg(root, recorder, rankdir, backend)
-    return Explorer(root, recorder, svg)
+    svg, note = _svg(root, recorder, rankdir, backend, timeout)
+    return Explorer(root, recorder, svg, note)

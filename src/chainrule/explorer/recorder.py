@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends import FLOAT
-from ..drawing import RANKDIRS, reading_order
+from ..drawing import RANKDIRS, reading_order, record_number
 from ..engine import Value, hand_contributions, topological_order
 from ..errors import DomainError, PlaceholderError
+from .formulas import local_formula
 
 __all__ = [
     "DEFAULT_MAX_NODES",
@@ -48,7 +49,8 @@ class Contribution:
     product: float  # the table's rule applied to the upstream gradient: what backward() adds
     total: float  # the input's gradient after this contribution
     accumulates: bool  # True where it adds to an earlier contribution (dL/db += ...)
-    text: str  # the line the page shows
+    text: str  # the chain-rule line the page shows
+    local_text: str = ""  # the line before it: the local derivative from the op's rule
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,29 @@ def format_number(x: float) -> str:
     return text + ".0" if text.lstrip("-").isdigit() else text
 
 
-def _d(name: str) -> str:
-    """`da` for a plain name, `d(x1*w1)` for a label that is an expression."""
-    return f"d{name}" if name.isidentifier() else f"d({name})"
+def _d(name: str, symbol: str = "d") -> str:
+    """`da` for a plain name, `d(x1*w1)` for a label that is an expression; `∂a` with symbol="∂"."""
+    return f"{symbol}{name}" if name.isidentifier() else f"{symbol}({name})"
+
+
+def _local(node: str, child: str) -> str:
+    """A local derivative, in a notation of its own: `∂e/∂a` (gradients are written `dL/da`)."""
+    return f"{_d(node, '∂')}/{_d(child, '∂')}"
+
+
+def leaf_kind(node: Value) -> str:
+    """What a leaf is, in `compile`'s words: a "parameter" takes a gradient, an "input" is data
+    (labelled, no gradient), a "constant" is a number in the graph (unlabelled, no gradient)."""
+    if node.requires_grad:
+        return "parameter"
+    return "input" if node.label else "constant"
+
+
+_KINDS = {
+    "parameter": "a parameter: a leaf that takes a gradient",
+    "input": "an input: data, a leaf that takes no gradient",
+    "constant": "a constant: a number in the graph, it takes no gradient",
+}
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -92,6 +114,7 @@ def _count(root: Value, limit: int) -> int:
 
 
 def check_graph(root: Any, max_nodes: Any, rankdir: Any) -> None:
+    """Refuse, in one line naming what is wrong, what explore() cannot step through."""
     if not isinstance(root, Value):
         raise TypeError(f"explore: needs a chainrule Value, got {type(root).__name__}: {root!r}")
     if rankdir not in RANKDIRS:
@@ -115,6 +138,27 @@ def check_graph(root: Any, max_nodes: Any, rankdir: Any) -> None:
         )
 
 
+def check_labels(order: list[Value]) -> None:
+    """Refuse labels that no page can show: not text, a NUL (Graphviz stops there), a lone surrogate."""
+    for node in order:
+        label = node.label
+        if label is None:
+            continue
+        if not isinstance(label, str):
+            raise ValueError(
+                f"explore: a label must be text (a str), got {type(label).__name__}: {label!r}; "
+                f"write label={str(label)!r}"
+            )
+        if "\x00" in label:
+            raise ValueError(f"explore: the label {label!r} holds a NUL character, which no page can show")
+        bad = next((ch for ch in label if "\ud800" <= ch <= "\udfff"), None)
+        if bad is not None:
+            raise ValueError(
+                f"explore: the label {label!r} holds a lone surrogate (U+{ord(bad):04X}), which is not "
+                "text any page can hold; decode the label's bytes properly"
+            )
+
+
 # --- recording ----------------------------------------------------------------------------------
 @dataclass
 class NodeRecord:
@@ -122,12 +166,12 @@ class NodeRecord:
 
     id: str  # the DOT id, as to_dot numbers it (n0, n1, ...)
     name: str
-    how: str  # "a * b", "input", "constant"
+    how: str  # "a * b", or the leaf's kind: "parameter", "input", "constant"
     data: float
     data_step: int = 0
     # the gradient as it arrives: [step, record text, short text, exact repr, partial?, status]
     grads: list[list[Any]] = field(default_factory=list)
-    no_grad: bool = False  # takes no gradient (a constant, or made from constants only)
+    no_grad: bool = False  # takes no gradient (an input, a constant, or made from them only)
 
 
 def _expression(node: Value, names: dict[Value, str], values: bool = False) -> str:
@@ -173,6 +217,7 @@ class Recorder:
         # The drawing's reading order (first operands first) is a topological order too, and the
         # one a learner reads the expression in: a, b, e = a*b, c, d = e + c, ...
         self.forward = reading_order(root)
+        check_labels(self.forward)
         try:
             for node in self.forward:
                 node.data  # noqa: B018 - a placeholder raises here
@@ -190,19 +235,18 @@ class Recorder:
         self.grads: dict[Value, float] = {}
 
     def _node(self, node: Value) -> NodeRecord:
-        if node._fn is not None:
-            how = _expression(node, self.names)
-        else:
-            how = "input" if node.requires_grad else "constant"
+        how = _expression(node, self.names) if node._fn is not None else leaf_kind(node)
         return NodeRecord(self.ids[node], self.names[node], how, node.data, no_grad=not node.requires_grad)
 
     def add(self, step: Step, current: Value | None, touched: list[Value]) -> int:
+        """Append a step, with its current node and the inputs it touches; returns its index."""
         self.steps.append(step)
         self.current.append(self.ids[current] if current is not None else None)
         self.touched.append([self.ids[v] for v in touched])
         return len(self.steps) - 1
 
     def run(self) -> None:
+        """Record every step: the start, the forward pass, the backward sweep and the end."""
         root_name = self.names[self.root]
         self.add(
             Step(
@@ -226,12 +270,7 @@ class Recorder:
             name = self.names[node]
             value = format_number(node.data)
             if node._fn is None:
-                kind = (
-                    "an input: a leaf that takes a gradient"
-                    if node.requires_grad
-                    else "a constant: a leaf that takes no gradient"
-                )
-                lines = (f"{name} = {value}", f"{name} is {kind}.")
+                lines = (f"{name} = {value}", f"{name} is {_KINDS[leaf_kind(node)]}.")
             else:
                 formula = f"{name} = {_expression(node, self.names)}"
                 numbers = _expression(node, self.names, values=True)
@@ -291,17 +330,22 @@ class Recorder:
             return []
         r, name = self.names[self.root], self.names[node]
         contributions = []
-        for child, local, product in local_derivatives(node, upstream):
+        input_names = [self.names[child] for child in node._prev]
+        for i, (child, local, product) in enumerate(local_derivatives(node, upstream)):
             c = self.names[child]
             if not child.requires_grad:
-                lines.append(f"{c} takes no gradient (a constant): nothing flows into it.")
+                kind = leaf_kind(child) if child._fn is None else "made from inputs and constants only"
+                article = "" if child._fn is not None else ("an " if kind == "input" else "a ")
+                lines.append(f"{c} takes no gradient ({article}{kind}): nothing flows into it.")
                 continue
             accumulates = bool(history[child])
             g[child] += product
             total = g[child]
             history[child].append((step, total))
+            local_text = self._local_text(node, i, input_names, child, local)
+            lines.append(local_text)
             chain = (
-                f"{_d(r)}/{_d(name)} * {_d(name)}/{_d(c)} = "
+                f"{_d(r)}/{_d(name)} * {_local(name, c)} = "
                 f"{format_number(upstream)} * {format_number(local)} = {format_number(product)}"
             )
             if accumulates:
@@ -309,8 +353,24 @@ class Recorder:
             else:
                 text = f"{_d(r)}/{_d(c)} = {chain}"
             lines.append(text)
-            contributions.append(Contribution(c, upstream, local, product, total, accumulates, text))
+            contributions.append(
+                Contribution(c, upstream, local, product, total, accumulates, text, local_text)
+            )
         return contributions
+
+    def _local_text(self, node: Value, i: int, input_names: list[str], child: Value, local: float) -> str:
+        """`local derivative ∂L/∂d = f = -2.0`: the op's rule as a formula, then its number."""
+        name, c = self.names[node], self.names[child]
+        head = f"local derivative {_local(name, c)}"
+        number = format_number(local)
+        formula = local_formula(node._fn, i, name, input_names)
+        if formula is None:  # a node built by hand: its rule is its own _backward
+            return f"{head} = {number}, from {name}'s own _backward"
+        try:
+            float(formula.strip("()"))
+        except ValueError:
+            return f"{head} = {formula} = {number}"
+        return f"{head} = {number}"  # the rule is a number (1 for +): no formula to show
 
     def _finish(self, history: dict[Value, list[tuple[int, float]]], end: int) -> None:
         r = self.names[self.root]
@@ -335,7 +395,14 @@ class Recorder:
                     status = f"partial: {i + 1} of {n} contributions"
                 else:
                     status = "complete" if n == 1 else f"complete: the sum of {n} contributions"
-                record = [step, f"grad {value:.4f}", format_number(value), repr(value), i < n - 1, status]
+                record = [
+                    step,
+                    f"grad {record_number(value)}",
+                    format_number(value),
+                    repr(value),
+                    i < n - 1,
+                    status,
+                ]
                 self.nodes[node].grads.append(record)
 
 

@@ -5,6 +5,7 @@
   var byId = function (id) { return document.getElementById(id); };
   var slider = byId("cr-slider"), counter = byId("cr-counter"), play = byId("cr-play");
   var title = byId("cr-title"), lines = byId("cr-lines"), graph = byId("cr-graph"), fit = byId("cr-fit");
+  var tableBox = byId("cr-table-box");
   var step = 0, timer = null;
   var edges = graph.querySelectorAll("g.edge");
   var views = nodes.map(function (n) {
@@ -17,8 +18,7 @@
       grad: texts.length >= 3 ? texts[texts.length - 1] : null,
       row: row,
       rowData: row ? row.querySelector(".cr-data") : null,
-      rowGrad: row ? row.querySelector(".cr-grad") : null,
-      rowStatus: row ? row.querySelector(".cr-status") : null
+      rowGrad: row ? row.querySelector(".cr-grad") : null
     };
   });
 
@@ -49,7 +49,10 @@
       setText(v.rowGrad, g ? g[2] : n.noGradShort);
       if (v.rowGrad) { v.rowGrad.setAttribute("data-value", g ? g[3] : ""); }
       mark(v.rowGrad, "cr-partial", !!(g && g[4]));
-      setText(v.rowStatus, g ? g[5] : "");
+      if (v.rowGrad) {  // the state is shown after the number (CSS), and read out with it
+        v.rowGrad.setAttribute("data-state", g ? g[5] : "");
+        v.rowGrad.setAttribute("title", g ? g[5] : "");
+      }
     }
     var op = s.node ? s.node + "_op" : null;
     for (var j = 0; j < edges.length; j++) {
@@ -67,14 +70,42 @@
     setText(counter, where);
     slider.value = String(step);
     slider.setAttribute("aria-valuetext", where);
-    if (s.node) { reveal(byId("cr-" + s.node)); }
+    if (s.node) {
+      reveal(graph, byId("cr-" + s.node));
+      reveal(tableBox, byId("cr-row-" + s.node));
+    }
   }
 
-  function reveal(el) {
-    if (!el || graph.classList.contains("cr-fit")) { return; }
-    var box = graph.getBoundingClientRect(), r = el.getBoundingClientRect();
-    if (r.left < box.left || r.right > box.right) { graph.scrollLeft += r.left - box.left - box.width / 3; }
-    if (r.top < box.top || r.bottom > box.bottom) { graph.scrollTop += r.top - box.top - box.height / 3; }
+  // Scroll `box` (the picture, or the table) so that `el` is inside it, centred where it was not;
+  // then the window, if the part of the box that holds it is off screen.
+  function reveal(box, el) {
+    if (!el || !box) { return; }
+    var b = box.getBoundingClientRect(), r = el.getBoundingClientRect();
+    if (r.left < b.left || r.right > b.right) {
+      box.scrollLeft += (r.left + r.right) / 2 - (b.left + b.right) / 2;
+    }
+    if (r.top < b.top || r.bottom > b.bottom) {
+      box.scrollTop += (r.top + r.bottom) / 2 - (b.top + b.bottom) / 2;
+    }
+    if (box === graph) {
+      r = el.getBoundingClientRect();
+      if (r.bottom > window.innerHeight) { window.scrollBy(0, r.bottom - window.innerHeight + 16); }
+      else if (r.top < 0) { window.scrollBy(0, r.top - 16); }
+    }
+  }
+
+  // The smallest text of the picture, in pixels on screen as it is drawn now.
+  function smallestText() {
+    var texts = graph.querySelectorAll("svg text"), least = Infinity;
+    for (var i = 0; i < texts.length; i++) {
+      var m = texts[i].getScreenCTM(), size = parseFloat(texts[i].getAttribute("font-size"));
+      if (m && size) { least = Math.min(least, size * Math.sqrt(m.a * m.a + m.b * m.b)); }
+    }
+    return least;
+  }
+  function setFit(on) {
+    graph.classList.toggle("cr-fit", on);
+    fit.setAttribute("aria-pressed", on ? "true" : "false");
   }
 
   function go(k) {
@@ -104,9 +135,7 @@
   play.addEventListener("click", toggle);
   slider.addEventListener("input", function () { jump(parseInt(slider.value, 10)); });
   fit.addEventListener("click", function () {
-    var on = !graph.classList.contains("cr-fit");
-    graph.classList.toggle("cr-fit", on);
-    fit.setAttribute("aria-pressed", on ? "true" : "false");
+    setFit(!graph.classList.contains("cr-fit"));
     show();
   });
   document.addEventListener("keydown", function (e) {
@@ -123,5 +152,9 @@
     else { return; }
     e.preventDefault();
   });
+  // Fit to width by default only where the text stays readable (at least data.minTextPx); a
+  // big graph keeps its own size and the view follows the step.
+  setFit(true);
+  if (smallestText() < data.minTextPx) { setFit(false); }
   go(0);
 }());
