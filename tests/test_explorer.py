@@ -528,3 +528,168 @@ def test_a_wheel_carries_the_page_files_and_explore_runs_from_it(tmp_path: Path)
     js = (root / "src" / "chainrule" / "explorer" / "assets" / "page.js").read_text(encoding="utf-8")
     assert f"<style>{css}</style>" in page and f"<script>{js}</script>" in page
     assert "%%" not in page
+
+
+# --- issue 18: each step explains itself, in compile's words -------------------------------------
+def test_no_step_is_a_tautology_the_local_derivative_is_the_ops_rule() -> None:
+    L, _ = seed001()
+    first = next(s for s in explore(L).steps if s.phase == "backward")
+    # L = d * f: the local derivative of L with respect to d is f = -2.0; then the chain-rule product
+    assert first.lines[1:3] == (
+        "local derivative ∂L/∂d = f = -2.0",
+        "dL/dd = dL/dL * ∂L/∂d = 1.0 * -2.0 = -2.0",
+    )
+    for make in (seed001, neuron):
+        for step in explore(make()[0]).steps:
+            for c in step.contributions:
+                assert c.local_text.startswith("local derivative ∂") and c.local_text in step.lines
+                # gradients are written d.../d..., local derivatives ∂.../∂...: never the same symbol
+                _, rhs = c.text.split(" = ", 1)
+                assert "∂" in rhs.split(" = ")[0], c.text
+
+
+def test_every_local_formula_evaluates_to_the_number_shown() -> None:
+    """The formulas are read off the table's rules: evaluated, each gives the local derivative."""
+    x = Value(0.7, label="x")
+    w = Value(-1.3, label="w")
+    k = Value(2.5, label="k", requires_grad=False)
+    parts = [x * w, x / w, x**3, x**w, x.exp(), x.log(), x.tanh(), x.relu(), x.sigmoid(), x.softplus()]
+    parts += [x.sin(), x.cos(), x.sqrt(), abs(w), -x, x - w, k * x, cr.sum([x, w, x * k])]
+    names = {f"p{i}": p for i, p in enumerate(parts)}
+    for name, p in names.items():
+        p.label = name
+    y = cr.sum(parts)
+    y.label = "y"
+    ex = explore(y)
+    scope = {n: v.data for n, v in {**names, "x": x, "w": w, "k": k, "y": y}.items()}
+    scope |= {"log": math.log, "exp": math.exp, "sin": math.sin, "cos": math.cos, "tanh": math.tanh}
+    scope |= {"sign": lambda v: math.copysign(1.0, v), "sigmoid": lambda v: 1 / (1 + math.exp(-v))}
+    checked = 0
+    for step in ex.steps:
+        for c in step.contributions:
+            head, _, rest = c.local_text.partition(" = ")
+            parts_of = rest.split(" = ")
+            if len(parts_of) == 2:  # formula = number (a rule that is a number shows the number only)
+                formula = parts_of[0]
+                assert eval(formula, {"__builtins__": {}}, scope) == pytest.approx(c.local, rel=1e-12), (
+                    formula
+                )
+                checked += 1
+            assert float(parts_of[-1]) == pytest.approx(c.local, rel=1e-5)
+    assert checked >= 15
+
+
+def test_the_words_are_compiles_parameters_inputs_constants() -> None:
+    w = Value(0.5, label="w")  # requires_grad=True: a parameter
+    x = Value(3.0, label="x", requires_grad=False)  # labelled, no gradient: an input (data)
+    y = w * x * 2  # the 2 is a number in the graph: a constant
+    y.label = "y"
+    ex = explore(y)
+    lines = [line for s in ex.steps for line in s.lines]
+    assert "w is a parameter: a leaf that takes a gradient." in lines
+    assert "x is an input: data, a leaf that takes no gradient." in lines
+    assert "2.0 is a constant: a number in the graph, it takes no gradient." in lines
+    assert "x takes no gradient (an input): nothing flows into it." in lines
+    assert "2.0 takes no gradient (a constant): nothing flows into it." in lines
+    made_by = dict(re.findall(r'<th scope="row">([^<]*)</th><td>([^<]*)</td>', ex.html))
+    assert made_by["w"] == "parameter" and made_by["x"] == "input" and made_by["2.0"] == "constant"
+    assert "an input: a leaf that takes a gradient" not in ex.html
+    # one gradient column; the partial/complete state lives in the cell's data-state, not a column
+    assert ex.html.count('<th scope="col">gradient</th>') == 1 and '<th scope="col">grad</th>' not in ex.html
+    assert "cr-status" not in ex.html
+    # the drawing says the same: parameters blue, inputs white and dashed, constants grey and dashed
+    dot = cr.to_dot(y)
+    assert 'fillcolor="#dbeafe"' in next(line for line in dot.splitlines() if "{ w |" in line)
+    assert 'style="filled,dashed" fillcolor="#ffffff"' in next(
+        line for line in dot.splitlines() if "{ x |" in line
+    )
+    assert 'fillcolor="#f3f4f6"' in next(line for line in dot.splitlines() if "data 2.0000" in line)
+
+
+def test_small_numbers_keep_their_digits_in_the_drawing_and_the_panel() -> None:
+    x = Value(8.0, label="x")
+    y = x.tanh() * 3.0
+    y.label = "y"
+    ex = explore(y)
+    grad = ex.grads[x]
+    assert 0 < grad < 1e-4
+    assert f"grad {grad:.3g}</text>" in html.unescape(ex.html)  # the drawing: not grad 0.0000
+    node = next(n for n in page_data(ex)["nodes"] if n["name"] == "x")
+    assert node["grads"][-1][1] == f"grad {grad:.3g}" and node["grads"][-1][
+        2
+    ] == explorer.recorder.format_number(grad)
+    numbers = (2.0, -0.5, 0.0, 1e-4, 2.08435e-07, -3e-9, 2.5e12, math.inf)
+    assert [drawing.record_number(v) for v in numbers] == [
+        "2.0000", "-0.5000", "0.0000", "0.0001", "2.08e-07", "-3e-09", "2.5e+12", "inf",
+    ]  # fmt: skip
+
+
+# --- issue 17: a picture out of time, and labels no page can show ----------------------------------
+def test_a_picture_out_of_time_leaves_a_page_with_steps_and_a_note() -> None:
+    chain = Value(0.5, label="x")
+    for _ in range(1999):
+        chain = chain.tanh()
+    chain.label = "y"
+    ex = explore(chain, max_nodes=2000, timeout=1e-3)  # allowed, and far too big to lay out in 1 ms
+    assert not ex.has_picture and "<svg" not in ex.html
+    assert "time limit of 0.001 s" in ex.picture_note and "No picture: the drawing took longer" in ex.html
+    assert ex.step_count == 1 + 2000 + 1999 and '<tr id="cr-row-n1999">' in ex.html
+    with pytest.raises(ValueError, match="explore: timeout must be a positive number of seconds, got 0"):
+        explore(chain, max_nodes=2000, timeout=0)
+
+
+@pytest.mark.parametrize(
+    ("label", "words"),
+    [
+        (3, r"explore: a label must be text \(a str\), got int: 3; write label='3'"),
+        ("a\udcff", r"explore: the label 'a\\udcff' holds a lone surrogate \(U\+DCFF\)"),
+        ("a\x00b", r"explore: the label 'a\\x00b' holds a NUL character"),
+    ],
+)
+def test_labels_no_page_can_show_are_refused_in_one_line(label: object, words: str) -> None:
+    a = Value(2.0, label="a")
+    b = Value(3.0)
+    b.label = label  # type: ignore[assignment]
+    out = a * b
+    out.label = "out"
+    with pytest.raises(ValueError, match=words) as refused:
+        explore(out)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_command_refuses_a_name_given_twice_and_a_missing_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_explore("a*b", "a=1", "a=5", "b=1", "-o", str(tmp_path / "p.html")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chainrule explore: 'a' is given twice (a=1 and a=5)") and err.count("\n") == 1
+    assert not (tmp_path / "p.html").exists()
+    missing = tmp_path / "no" / "such" / "p.html"
+    assert run_explore("a*b", "a=1", "b=1", "-o", str(missing)) == 2
+    err = capsys.readouterr().err
+    folder = str(missing.parent)
+    assert err == f"chainrule explore: cannot write {str(missing)!r}: the folder {folder!r} does not exist\n"
+
+
+def test_the_command_writes_a_page_without_a_picture_when_out_of_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.html"
+    assert run_explore(SEED001, *SEED001_VALUES, "-o", str(out), "--timeout", "0.000001") == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("chainrule explore: the page has no picture: the drawing took longer")
+    assert captured.err.count("\n") == 1 and "No picture" in out.read_text(encoding="utf-8")
+
+
+def test_the_command_the_page_and_the_explorer_count_steps_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.html"
+    assert run_explore(SEED001, *SEED001_VALUES, "-o", str(out)) == 0
+    L, _ = seed001()
+    ex = explore(L)
+    n = ex.step_count
+    assert n == 11 and len(ex.steps) == n + 1 and ex.steps[0].phase == "start"  # steps[0] is step 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out} ({n} steps: open it in a browser)"
+    page = out.read_text(encoding="utf-8")
+    assert f'max="{n}"' in page and f"Step 0 of {n}" in page

@@ -257,3 +257,12 @@ def test_the_installed_command_runs_draw(tmp_path: Path) -> None:
         timeout=120,
     )
     assert refused.returncode == 2 and refused.stderr.startswith("chainrule draw: only the functions")
+
+
+def test_draw_into_a_missing_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere" / "L.svg"
+    assert draw("a*b", "a=2", "b=3", "-o", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"chainrule draw: cannot write {str(missing)!r}: the folder {str(missing.parent)!r} does not exist\n"
+    )

@@ -71,27 +71,38 @@
     slider.value = String(step);
     slider.setAttribute("aria-valuetext", where);
     if (s.node) {
-      reveal(graph, byId("cr-" + s.node));
-      reveal(tableBox, byId("cr-row-" + s.node));
+      // the current value, and in a backward step the operation it passes its gradient through
+      reveal(graph, [byId("cr-" + s.node), s.phase === "backward" ? byId("cr-" + op) : null]);
+      reveal(tableBox, [byId("cr-row-" + s.node)]);
     }
   }
 
-  // Scroll `box` (the picture, or the table) so that `el` is inside it, centred where it was not;
-  // then the window, if the part of the box that holds it is off screen.
-  function reveal(box, el) {
-    if (!el || !box) { return; }
-    var b = box.getBoundingClientRect(), r = el.getBoundingClientRect();
+  // Scroll `box` (the picture, or the table) so that the elements are inside it, centred where
+  // they were not; then the window, if the part of the box that holds them is off screen.
+  function reveal(box, els) {
+    els = els.filter(function (el) { return el; });
+    if (!els.length || !box) { return; }
+    var b = box.getBoundingClientRect(), r = around(els);
     if (r.left < b.left || r.right > b.right) {
       box.scrollLeft += (r.left + r.right) / 2 - (b.left + b.right) / 2;
     }
     if (r.top < b.top || r.bottom > b.bottom) {
       box.scrollTop += (r.top + r.bottom) / 2 - (b.top + b.bottom) / 2;
     }
-    if (box === graph) {
-      r = el.getBoundingClientRect();
-      if (r.bottom > window.innerHeight) { window.scrollBy(0, r.bottom - window.innerHeight + 16); }
-      else if (r.top < 0) { window.scrollBy(0, r.top - 16); }
+    if (box === graph) {  // inside the picture now: this scrolls the window only, and only if needed
+      r = around(els);
+      if (r.bottom > window.innerHeight) { window.scrollBy(0, r.bottom - window.innerHeight + 8); }
+      else if (r.top < 0) { window.scrollBy(0, r.top - 8); }
     }
+  }
+  function around(els) {  // the smallest rectangle holding every element, on screen
+    var rs = els.map(function (el) { return el.getBoundingClientRect(); });
+    return {
+      left: Math.min.apply(null, rs.map(function (r) { return r.left; })),
+      right: Math.max.apply(null, rs.map(function (r) { return r.right; })),
+      top: Math.min.apply(null, rs.map(function (r) { return r.top; })),
+      bottom: Math.max.apply(null, rs.map(function (r) { return r.bottom; }))
+    };
   }
 
   // The smallest text of the picture, in pixels on screen as it is drawn now.
