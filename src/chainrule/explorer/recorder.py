@@ -91,6 +91,7 @@ def leaf_kind(node: Value) -> str:
     return "input" if node.label else "constant"
 
 
+_NO_GRADIENT = {"input": "an input", "constant": "a constant"}  # the leaves that take no gradient
 _KINDS = {
     "parameter": "a parameter: a leaf that takes a gradient",
     "input": "an input: data, a leaf that takes no gradient",
@@ -334,9 +335,10 @@ class Recorder:
         for i, (child, local, product) in enumerate(local_derivatives(node, upstream)):
             c = self.names[child]
             if not child.requires_grad:
-                kind = leaf_kind(child) if child._fn is None else "made from inputs and constants only"
-                article = "" if child._fn is not None else ("an " if kind == "input" else "a ")
-                lines.append(f"{c} takes no gradient ({article}{kind}): nothing flows into it.")
+                what = (
+                    _NO_GRADIENT[leaf_kind(child)] if child._fn is None else "made from inputs and constants"
+                )
+                lines.append(f"{c} takes no gradient ({what}): nothing flows into it.")
                 continue
             accumulates = bool(history[child])
             g[child] += product
