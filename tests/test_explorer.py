@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -488,7 +489,8 @@ def test_chainrule_explore_is_the_function_even_after_the_module_is_imported() -
 
 @pytest.mark.slow
 def test_a_wheel_carries_the_page_files_and_explore_runs_from_it(tmp_path: Path) -> None:
-    """A non-editable install (a wheel, in a fresh venv that sees no other chainrule) writes a whole page."""
+    """A non-editable install (a wheel built from the sdist, in a fresh venv that sees no other
+    chainrule) writes a whole page."""
     root = Path(__file__).resolve().parents[1]
     source = tmp_path / "source"  # a copy: building writes build/ and egg-info, never into the checkout
     shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -496,10 +498,19 @@ def test_a_wheel_carries_the_page_files_and_explore_runs_from_it(tmp_path: Path)
         shutil.copy(root / name, source / name)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PIP_"))}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    # the wheel is built by this (the test's) Python, which has setuptools; no network, no isolation
+    # As `python -m build` does: an sdist first, then the wheel from the unpacked sdist, so both
+    # must carry the page files. Built by this (the test's) Python, which has setuptools; no network.
+    sdist = subprocess.run(
+        [sys.executable, "-c", "import setuptools.build_meta as b; print(b.build_sdist('dist'))"],
+        capture_output=True, text=True, check=True, env=env, cwd=source, timeout=300,
+    )  # fmt: skip
+    with tarfile.open(source / "dist" / sdist.stdout.split()[-1]) as archive:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python 3.11.4 and later
+        archive.extractall(tmp_path / "unpacked", **safe)
+    (unpacked,) = (tmp_path / "unpacked").iterdir()
     wheels = tmp_path / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
-    subprocess.run([*build, "-w", str(wheels), str(source)], check=True, env=env, timeout=300)
+    subprocess.run([*build, "-w", str(wheels), str(unpacked)], check=True, env=env, timeout=300)
     (wheel,) = wheels.glob("chainrule-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         shipped = set(archive.namelist())
