@@ -38,7 +38,7 @@ MIN_TEXT_PX = 10
 @cache
 def page_asset(name: str) -> str:
     """The text of one of the page's files (`page.html`, `page.css`, `page.js`), read once."""
-    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("chainrule.explorer").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 _GROUP = re.compile(r'<g id="(?:node|edge)\d+" class="(node|edge)">\s*<title>([^<]*)</title>')
