@@ -57,3 +57,44 @@ def test_import_chainrule_stays_pure_python_and_lazy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_an_unknown_option_shows_the_commands_own_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--bogus"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: chainrule demo ") and "--steps" in err  # not the top-level usage
+    assert err.rstrip().endswith("chainrule demo: error: unrecognized arguments: --bogus")
+
+
+def test_each_command_is_its_own_module_and_they_share_one_set_of_choices() -> None:
+    import argparse
+
+    from chainrule.cli import draw, explore
+
+    assert [module for module, _ in cli.COMMANDS.values()] == [
+        "chainrule.cli.demo",
+        "chainrule.cli.draw",
+        "chainrule.cli.explore",
+    ]
+    choices = {}
+    for module in (draw, explore):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        options = {a.dest: a for a in parser._actions}
+        choices[module.__name__] = (options["rankdir"].choices, options["backend"].choices)
+        assert options["timeout"].metavar == "SECONDS"  # both take --timeout
+    assert choices["chainrule.cli.draw"] == choices["chainrule.cli.explore"]
+    assert choices["chainrule.cli.draw"][0] == ["LR", "RL", "TB", "BT"]
+
+
+def test_expr_is_only_the_parser() -> None:
+    import chainrule.expr as expr
+
+    assert not hasattr(expr, "run") and not hasattr(expr, "add_arguments")
+    code = (
+        "import sys, chainrule.expr; print(sorted(m for m in sys.modules if m.startswith('chainrule.cli')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"  # the parser does not pull the command line in

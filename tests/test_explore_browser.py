@@ -152,7 +152,7 @@ def test_seed001_stepped_with_the_keyboard(browser: Any, tmp_path: Path) -> None
         if step.phase == "forward":  # no gradient before the backward pass
             assert all(v["recordGrad"] == "grad ?" for v in shown["values"].values())
         if k == 10:  # the last backward step: e = a * b hands a and b their gradients
-            assert "dL/da = dL/de * de/da = -2.0 * -3.0 = 6.0" in shown["lines"]
+            assert "dL/da = dL/de * ∂e/∂a = -2.0 * -3.0 = 6.0" in shown["lines"]
     assert state(browser)["counter"] == f"Step {last} of {last}: done"
     body.send_keys(Keys.ARROW_RIGHT)  # past the end: stays
     assert state(browser)["counter"].startswith(f"Step {last} of")
@@ -183,7 +183,7 @@ def test_tanh_neuron_stepped_with_the_buttons(browser: Any, tmp_path: Path) -> N
     assert state(browser)["counter"].startswith("Step 0 of")
     click("end")
     assert_end_state_is_backwards(browser, neuron)
-    # the step through tanh: do/dn = 1 - o**2 = 0.5
+    # the step through tanh: ∂o/∂n = 1 - o**2 = 0.5
     tanh_step = next(k for k, s in enumerate(ex.steps) if s.phase == "backward" and s.node == "o")
     browser.execute_script(
         "var s = document.getElementById('cr-slider'); s.value = arguments[0];"
@@ -191,7 +191,7 @@ def test_tanh_neuron_stepped_with_the_buttons(browser: Any, tmp_path: Path) -> N
         tanh_step,
     )
     shown = state(browser)
-    assert "do/dn = do/do * do/dn = 1.0 * 0.5 = 0.5" in shown["lines"]
+    assert "do/dn = do/do * ∂o/∂n = 1.0 * 0.5 = 0.5" in shown["lines"]
     assert shown["values"]["n"]["grad"] == "0.5" and shown["values"]["x1"]["grad"] == "?"
     assert_no_console_errors(browser)
 
@@ -303,4 +303,99 @@ def test_the_notebook_view_works_inside_its_sandboxed_frame(browser: Any, tmp_pa
         assert state(browser)["counter"].startswith("Step 10 of 11")
     finally:
         browser.switch_to.default_content()
+    assert_no_console_errors(browser)
+
+
+# The current node, its text on screen and its table row, checked at every step in the page itself
+# (one script call walks all the steps with the keyboard, as a reader would).
+WALK = """
+var out = [], last = JSON.parse(document.getElementById('cr-data').textContent).steps.length - 1;
+var graph = document.getElementById('cr-graph'), tableBox = document.getElementById('cr-table-box');
+function inside(r, b) { return r.left >= b.left - 1 && r.right <= b.right + 1 && r.top >= b.top - 1
+                               && r.bottom <= b.bottom + 1; }
+var view = {left: 0, top: 0, right: window.innerWidth, bottom: window.innerHeight};
+for (var k = 0; k <= last; k++) {
+  var row = document.querySelector('#cr-table tbody tr.cr-current');
+  // the current value and, in a backward step, its operation: each in view, with readable text
+  document.querySelectorAll('g.node.cr-current').forEach(function (node) {
+    var r = node.getBoundingClientRect(), least = Infinity;
+    Array.from(node.getElementsByTagName('text')).forEach(function (t) {
+      var m = t.getScreenCTM();
+      least = Math.min(least, parseFloat(t.getAttribute('font-size')) * Math.sqrt(m.a * m.a + m.b * m.b));
+    });
+    if (!inside(r, graph.getBoundingClientRect())) { out.push([k, node.id, 'outside the picture']); }
+    if (!inside(r, view)) { out.push([k, node.id, 'outside the window']); }
+    if (least < 10) { out.push([k, node.id, 'text of ' + least.toFixed(1) + ' px']); }
+  });
+  if (row && !inside(row.getBoundingClientRect(), tableBox.getBoundingClientRect())) {
+    out.push([k, row.id, 'outside the table']);
+  }
+  if (k > 0 && k < last && !row) { out.push([k, 'no current row']); }
+  document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
+}
+return {problems: out, fit: document.getElementById('cr-fit').getAttribute('aria-pressed'), last: last};
+"""
+
+
+def a_chain(n: int) -> Any:
+    from chainrule import Value
+
+    v = Value(0.5, label="x")
+    for _ in range(n - 1):
+        v = v.tanh()
+    v.label = "y"
+    return v
+
+
+def mlp_loss() -> Any:
+    import random
+
+    from chainrule.losses import svm_loss
+    from chainrule.nn import MLP
+
+    random.seed(0)
+    loss = svm_loss([MLP(2, [4, 4, 1])([0.5, -1.0])], [1])
+    loss.label = "loss"
+    return loss
+
+
+@pytest.mark.parametrize("make", [lambda: a_chain(200), mlp_loss], ids=["chain200", "mlp_loss"])
+def test_big_graphs_stay_readable_and_the_view_follows_every_step(browser: Any, tmp_path: Path, make) -> None:
+    root = make()
+    ex = explore(root)
+    open_page(browser, ex.save(tmp_path / "big.html"))
+    walked = browser.execute_script(WALK)
+    assert walked["last"] == ex.step_count
+    assert walked["fit"] == "false"  # fitting these to the width would make their text unreadable
+    assert walked["problems"] == []
+    browser.find_element("id", "cr-fit").click()  # fitting stays the reader's choice
+    assert browser.find_element("id", "cr-fit").get_attribute("aria-pressed") == "true"
+    assert_no_console_errors(browser)
+
+
+def test_a_small_graph_fits_and_outlines_keep_one_meaning(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    L, _ = seed001()
+    ex = explore(L)
+    body = open_page(browser, ex.save(tmp_path / "small.html"))
+    assert browser.find_element("id", "cr-fit").get_attribute("aria-pressed") == "true"
+    assert browser.execute_script(WALK)["problems"] == []
+    body.send_keys(Keys.HOME)
+    backward_e = next(k for k, s in enumerate(ex.steps) if s.phase == "backward" and s.node == "e")
+    for _ in range(backward_e):
+        body.send_keys(Keys.ARROW_RIGHT)
+    # the current node's inputs are outlined solid: a dashed outline means "takes no gradient"
+    dashes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('g.node.cr-touched polygon'))"
+        ".map(p => getComputedStyle(p).strokeDasharray);"
+    )
+    assert dashes and set(dashes) == {"none"}
+    # one gradient column; its state (partial, complete) is shown after the number, not in a column
+    headers = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#cr-table thead th')).map(th => th.textContent);"
+    )
+    assert headers == ["current", "value", "made by", "data", "gradient"]
+    cell = browser.find_element("css selector", "#cr-row-n0 .cr-grad")
+    assert cell.text.startswith("6.0") and cell.get_attribute("data-state") == "complete"
     assert_no_console_errors(browser)

@@ -9,15 +9,20 @@ import argparse
 import html
 import json
 import math
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
 
 import chainrule as cr
 from chainrule import Value, drawing, explorer
+from chainrule.cli import explore as explore_command
 from chainrule.engine import topological_order
 from chainrule.errors import DomainError
 from chainrule.explorer import DEFAULT_MAX_NODES, MAX_NODES_LIMIT, explore
@@ -85,8 +90,8 @@ def test_seed001_steps_show_the_chain_rule_with_numbers() -> None:
     assert [s.node for s in backward] == ["L", "d", "e"]
     assert backward[0].lines[0] == "dL/dL = 1.0: the output's gradient with respect to itself."
     # the issue's very line
-    assert "dL/da = dL/de * de/da = -2.0 * -3.0 = 6.0" in backward[2].lines
-    assert "dL/db = dL/de * de/db = -2.0 * 2.0 = -4.0" in backward[2].lines
+    assert "dL/da = dL/de * ∂e/∂a = -2.0 * -3.0 = 6.0" in backward[2].lines
+    assert "dL/db = dL/de * ∂e/∂b = -2.0 * 2.0 = -4.0" in backward[2].lines
     first = backward[2].contributions[0]
     assert (first.input, first.upstream, first.local, first.product, first.total) == (
         "a",
@@ -112,7 +117,11 @@ def test_the_neuron_passes_half_through_tanh() -> None:
     ex = explore(o)
     step = next(s for s in ex.steps if s.phase == "backward" and s.node == "o")
     assert step.contributions[0].local == pytest.approx(0.5)
-    assert step.lines[1] == "do/dn = do/do * do/dn = 1.0 * 0.5 = 0.5"
+    # the local derivative from tanh's own rule, then the chain-rule product: no tautology
+    assert step.lines[1:3] == (
+        "local derivative ∂o/∂n = 1 - o * o = 0.5",
+        "do/dn = do/do * ∂o/∂n = 1.0 * 0.5 = 0.5",
+    )
     assert "o = tanh(n) = tanh(0.881374) = 0.707107" in next(s for s in ex.steps if s.node == "o").lines
 
 
@@ -127,7 +136,7 @@ def test_a_value_used_twice_accumulates_its_gradient() -> None:
         (3.0, 4.0, True),
         (3.0, 7.0, True),
     ]
-    assert contributions[1].text == "dy/db += dy/dn1 * dn1/db = 1.0 * 3.0 = 3.0, so dy/db = 4.0"
+    assert contributions[1].text == "dy/db += dy/dn1 * ∂n1/∂b = 1.0 * 3.0 = 3.0, so dy/db = 4.0"
     y.backward()
     assert ex.grads[b] == b.grad == 7.0
     # the page says which gradients are still partial: b's first two totals are, its last is not
@@ -147,14 +156,14 @@ def test_every_table_operation_gives_backwards_gradients() -> None:
         terms = [x + y, x - y, x * y, x / y, -x, x**y, y**3, 2.0**x, x.exp(), y.log(), x.tanh()]
         terms += [(x - y).relu(), x.sigmoid(), y.softplus(), x.sin(), y.cos(), y.sqrt(), abs(x - y)]
         # rows added to the table since: each spelled as tests/op_cases.py spells it, on (y, x)
-        covered = {n._fn.name for t in terms for n in topological_order(t) if n._fn is not None}
+        covered = {n._operation.name for t in terms for n in topological_order(t) if n._operation is not None}
         terms += [case(op).spell(*(y, x)[: op.arity]) for op in cr.TABLE if op.name not in covered]
         out = cr.sum(terms) * x
         out.label = "out"
         return out, {"x": x, "y": y}
 
     ops_used = {
-        node._operation.name for node in drawing._reading_order(make()[0]) if node._operation is not None
+        node._operation.name for node in drawing.reading_order(make()[0]) if node._operation is not None
     }
     assert ops_used == {op.name for op in cr.TABLE}  # the test covers every row of the table
     root, named = make()
@@ -180,7 +189,7 @@ def test_constants_and_unlabelled_values_get_names() -> None:
     assert ex.names[y] == "n6" and ex.names[y._prev[0]] == "n3"
     step = next(s for s in ex.steps if s.phase == "backward" and s.node == "n2")
     assert "2.0 takes no gradient (a constant): nothing flows into it." in step.lines
-    assert "dn6/dx = dn6/dn2 * dn2/dx = 2.45765e-05 * 2.0 = 4.91531e-05" in step.lines
+    assert "dn6/dx = dn6/dn2 * ∂n2/∂x = 2.45765e-05 * 2.0 = 4.91531e-05" in step.lines
     data = page_data(ex)
     constant = next(n for n in data["nodes"] if n["name"] == "2.0")
     assert constant["grads"] == [] and constant["noGradText"] == "no grad"
@@ -270,7 +279,7 @@ def test_hand_built_operations_are_replayed_with_their_own_backward() -> None:
     assert ex.grads[x] == x.grad and ex.grads[cube] == cube.grad
     assert x.grad != 0.0 and cube.grad == 2.0  # explore left .grad alone: these are backward()'s
     text = "\n".join(line for step in ex.steps for line in step.lines)
-    assert "dL/dc * dc/dx = 2.0 * 6.75 = 13.5" in text
+    assert "dL/dc * ∂c/∂x = 2.0 * 6.75 = 13.5" in text
     assert "c = cube(x)" in text
 
 
@@ -380,8 +389,8 @@ def test_to_dot_shows_given_labels_and_grads() -> None:
 # --- the command ------------------------------------------------------------------------------
 def run_explore(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="chainrule explore")
-    explorer.add_arguments(parser)
-    return explorer.run(parser.parse_args(list(argv)))
+    explore_command.add_arguments(parser)
+    return explore_command.run(parser.parse_args(list(argv)))
 
 
 def test_the_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -446,7 +455,9 @@ def test_the_installed_command_runs_explore(tmp_path: Path) -> None:
 
 
 def test_numbers_are_formatted_for_reading() -> None:
-    assert [explorer._fmt(x) for x in (-2.0, 6.0, 0.5, 1 / 3, 1e-7, 2.5e10, math.inf, -0.0)] == [
+    assert [
+        explorer.recorder.format_number(x) for x in (-2.0, 6.0, 0.5, 1 / 3, 1e-7, 2.5e10, math.inf, -0.0)
+    ] == [
         "-2.0",
         "6.0",
         "0.5",
@@ -481,3 +492,222 @@ def test_chainrule_explore_is_the_function_even_after_the_module_is_imported() -
     import chainrule.explorer  # noqa: F401 - the CLI imports it; the attribute must stay the function
 
     assert callable(chainrule.explore) and chainrule.explore is chainrule.explorer.explore
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_page_files_and_explore_runs_from_it(tmp_path: Path) -> None:
+    """A non-editable install (a wheel built from the sdist, in a fresh venv that sees no other
+    chainrule) writes a whole page."""
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a copy: building writes build/ and egg-info, never into the checkout
+    shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PIP_"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # As `python -m build` does: an sdist first, then the wheel from the unpacked sdist, so both
+    # must carry the page files. Built by this (the test's) Python, which has setuptools; no network.
+    sdist = subprocess.run(
+        [sys.executable, "-c", "import setuptools.build_meta as b; print(b.build_sdist('dist'))"],
+        capture_output=True, text=True, check=True, env=env, cwd=source, timeout=300,
+    )  # fmt: skip
+    with tarfile.open(source / "dist" / sdist.stdout.split()[-1]) as archive:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python 3.11.4 and later
+        archive.extractall(tmp_path / "unpacked", **safe)
+    (unpacked,) = (tmp_path / "unpacked").iterdir()
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*build, "-w", str(wheels), str(unpacked)], check=True, env=env, timeout=300)
+    (wheel,) = wheels.glob("chainrule-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    for asset in ("page.html", "page.css", "page.js"):
+        assert f"chainrule/explorer/assets/{asset}" in shipped
+    # a plain fresh venv: not --system-site-packages, so the editable install of the checkout is unseen
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=300)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+    subprocess.run([*pip, str(wheel)], check=True, env=env, timeout=300)
+    work = tmp_path / "work"
+    work.mkdir()
+    where = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import chainrule; print(chainrule.__file__)"],
+        capture_output=True, text=True, check=True, env=env, cwd=work, timeout=120,
+    )  # fmt: skip
+    assert Path(where.stdout.strip()).is_relative_to(venv)
+    done = subprocess.run(
+        [str(bin_dir / "chainrule"), "explore", "a*b", "a=2", "b=3", "-o", "page.html"],
+        capture_output=True, text=True, env=env, cwd=work, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = (work / "page.html").read_text(encoding="utf-8")
+    css = (root / "src" / "chainrule" / "explorer" / "assets" / "page.css").read_text(encoding="utf-8")
+    js = (root / "src" / "chainrule" / "explorer" / "assets" / "page.js").read_text(encoding="utf-8")
+    assert f"<style>{css}</style>" in page and f"<script>{js}</script>" in page
+    assert "%%" not in page
+
+
+# --- issue 18: each step explains itself, in compile's words -------------------------------------
+def test_no_step_is_a_tautology_the_local_derivative_is_the_ops_rule() -> None:
+    L, _ = seed001()
+    first = next(s for s in explore(L).steps if s.phase == "backward")
+    # L = d * f: the local derivative of L with respect to d is f = -2.0; then the chain-rule product
+    assert first.lines[1:3] == (
+        "local derivative ∂L/∂d = f = -2.0",
+        "dL/dd = dL/dL * ∂L/∂d = 1.0 * -2.0 = -2.0",
+    )
+    for make in (seed001, neuron):
+        for step in explore(make()[0]).steps:
+            for c in step.contributions:
+                assert c.local_text.startswith("local derivative ∂") and c.local_text in step.lines
+                # gradients are written d.../d..., local derivatives ∂.../∂...: never the same symbol
+                _, rhs = c.text.split(" = ", 1)
+                assert "∂" in rhs.split(" = ")[0], c.text
+
+
+def test_every_local_formula_evaluates_to_the_number_shown() -> None:
+    """The formulas are read off the table's rules: evaluated, each gives the local derivative."""
+    x = Value(0.7, label="x")
+    w = Value(-1.3, label="w")
+    k = Value(2.5, label="k", requires_grad=False)
+    parts = [x * w, x / w, x**3, x**w, x.exp(), x.log(), x.tanh(), x.relu(), x.sigmoid(), x.softplus()]
+    parts += [x.sin(), x.cos(), x.sqrt(), abs(w), -x, x - w, k * x, cr.sum([x, w, x * k])]
+    names = {f"p{i}": p for i, p in enumerate(parts)}
+    for name, p in names.items():
+        p.label = name
+    y = cr.sum(parts)
+    y.label = "y"
+    ex = explore(y)
+    scope = {n: v.data for n, v in {**names, "x": x, "w": w, "k": k, "y": y}.items()}
+    scope |= {"log": math.log, "exp": math.exp, "sin": math.sin, "cos": math.cos, "tanh": math.tanh}
+    scope |= {"sign": lambda v: math.copysign(1.0, v), "sigmoid": lambda v: 1 / (1 + math.exp(-v))}
+    checked = 0
+    for step in ex.steps:
+        for c in step.contributions:
+            head, _, rest = c.local_text.partition(" = ")
+            parts_of = rest.split(" = ")
+            if len(parts_of) == 2:  # formula = number (a rule that is a number shows the number only)
+                formula = parts_of[0]
+                assert eval(formula, {"__builtins__": {}}, scope) == pytest.approx(c.local, rel=1e-12), (
+                    formula
+                )
+                checked += 1
+            assert float(parts_of[-1]) == pytest.approx(c.local, rel=1e-5)
+    assert checked >= 15
+
+
+def test_the_words_are_compiles_parameters_inputs_constants() -> None:
+    w = Value(0.5, label="w")  # requires_grad=True: a parameter
+    x = Value(3.0, label="x", requires_grad=False)  # labelled, no gradient: an input (data)
+    y = w * x * 2  # the 2 is a number in the graph: a constant
+    y.label = "y"
+    ex = explore(y)
+    lines = [line for s in ex.steps for line in s.lines]
+    assert "w is a parameter: a leaf that takes a gradient." in lines
+    assert "x is an input: data, a leaf that takes no gradient." in lines
+    assert "2.0 is a constant: a number in the graph, it takes no gradient." in lines
+    assert "x takes no gradient (an input): nothing flows into it." in lines
+    assert "2.0 takes no gradient (a constant): nothing flows into it." in lines
+    made_by = dict(re.findall(r'<th scope="row">([^<]*)</th><td>([^<]*)</td>', ex.html))
+    assert made_by["w"] == "parameter" and made_by["x"] == "input" and made_by["2.0"] == "constant"
+    assert "an input: a leaf that takes a gradient" not in ex.html
+    # one gradient column; the partial/complete state lives in the cell's data-state, not a column
+    assert ex.html.count('<th scope="col">gradient</th>') == 1 and '<th scope="col">grad</th>' not in ex.html
+    assert "cr-status" not in ex.html
+    # the drawing says the same: parameters blue, inputs white and dashed, constants grey and dashed
+    dot = cr.to_dot(y)
+    assert 'fillcolor="#dbeafe"' in next(line for line in dot.splitlines() if "{ w |" in line)
+    assert 'style="filled,dashed" fillcolor="#ffffff"' in next(
+        line for line in dot.splitlines() if "{ x |" in line
+    )
+    assert 'fillcolor="#f3f4f6"' in next(line for line in dot.splitlines() if "data 2.0000" in line)
+
+
+def test_small_numbers_keep_their_digits_in_the_drawing_and_the_panel() -> None:
+    x = Value(8.0, label="x")
+    y = x.tanh() * 3.0
+    y.label = "y"
+    ex = explore(y)
+    grad = ex.grads[x]
+    assert 0 < grad < 1e-4
+    assert f"grad {grad:.3g}</text>" in html.unescape(ex.html)  # the drawing: not grad 0.0000
+    node = next(n for n in page_data(ex)["nodes"] if n["name"] == "x")
+    assert node["grads"][-1][1] == f"grad {grad:.3g}" and node["grads"][-1][
+        2
+    ] == explorer.recorder.format_number(grad)
+    numbers = (2.0, -0.5, 0.0, 1e-4, 2.08435e-07, -3e-9, 2.5e12, math.inf)
+    assert [drawing.record_number(v) for v in numbers] == [
+        "2.0000", "-0.5000", "0.0000", "0.0001", "2.08e-07", "-3e-09", "2.5e+12", "inf",
+    ]  # fmt: skip
+
+
+# --- issue 17: a picture out of time, and labels no page can show ----------------------------------
+def test_a_picture_out_of_time_leaves_a_page_with_steps_and_a_note() -> None:
+    chain = Value(0.5, label="x")
+    for _ in range(1999):
+        chain = chain.tanh()
+    chain.label = "y"
+    ex = explore(chain, max_nodes=2000, timeout=1e-3)  # allowed, and far too big to lay out in 1 ms
+    assert not ex.has_picture and "<svg" not in ex.html
+    assert "time limit of 0.001 s" in ex.picture_note and "No picture: the drawing took longer" in ex.html
+    assert ex.step_count == 1 + 2000 + 1999 and '<tr id="cr-row-n1999">' in ex.html
+    with pytest.raises(ValueError, match="explore: timeout must be a positive number of seconds, got 0"):
+        explore(chain, max_nodes=2000, timeout=0)
+
+
+@pytest.mark.parametrize(
+    ("label", "words"),
+    [
+        (3, r"explore: a label must be text \(a str\), got int: 3; write label='3'"),
+        ("a\udcff", r"explore: the label 'a\\udcff' holds a lone surrogate \(U\+DCFF\)"),
+        ("a\x00b", r"explore: the label 'a\\x00b' holds a NUL character"),
+    ],
+)
+def test_labels_no_page_can_show_are_refused_in_one_line(label: object, words: str) -> None:
+    a = Value(2.0, label="a")
+    b = Value(3.0)
+    b.label = label  # type: ignore[assignment]
+    out = a * b
+    out.label = "out"
+    with pytest.raises(ValueError, match=words) as refused:
+        explore(out)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_command_refuses_a_name_given_twice_and_a_missing_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_explore("a*b", "a=1", "a=5", "b=1", "-o", str(tmp_path / "p.html")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chainrule explore: 'a' is given twice (a=1 and a=5)") and err.count("\n") == 1
+    assert not (tmp_path / "p.html").exists()
+    missing = tmp_path / "no" / "such" / "p.html"
+    assert run_explore("a*b", "a=1", "b=1", "-o", str(missing)) == 2
+    err = capsys.readouterr().err
+    folder = str(missing.parent)
+    assert err == f"chainrule explore: cannot write {str(missing)!r}: the folder {folder!r} does not exist\n"
+
+
+def test_the_command_writes_a_page_without_a_picture_when_out_of_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.html"
+    assert run_explore(SEED001, *SEED001_VALUES, "-o", str(out), "--timeout", "0.000001") == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("chainrule explore: the page has no picture: the drawing took longer")
+    assert captured.err.count("\n") == 1 and "No picture" in out.read_text(encoding="utf-8")
+
+
+def test_the_command_the_page_and_the_explorer_count_steps_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.html"
+    assert run_explore(SEED001, *SEED001_VALUES, "-o", str(out)) == 0
+    L, _ = seed001()
+    ex = explore(L)
+    n = ex.step_count
+    assert n == 11 and len(ex.steps) == n + 1 and ex.steps[0].phase == "start"  # steps[0] is step 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out} ({n} steps: open it in a browser)"
+    page = out.read_text(encoding="utf-8")
+    assert f'max="{n}"' in page and f"Step 0 of {n}" in page

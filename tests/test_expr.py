@@ -1,4 +1,4 @@
-"""Tests for chainrule.expr: the safe expression parser and the `chainrule draw` command."""
+"""Tests for chainrule.expr (the safe expression parser) and `chainrule draw` (chainrule.cli.draw)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import chainrule as cr
-from chainrule import drawing, expr
+from chainrule import drawing
+from chainrule.cli import draw as draw_command
 from chainrule.expr import FUNCTIONS, ExprError, build, parse_assignment
 from conftest import REQUIRE_ALL, need
 
@@ -32,8 +33,8 @@ def need_pure() -> None:
 def draw(*argv: str) -> int:
     """Run `chainrule draw ARGV` through the command's own parser and runner."""
     parser = argparse.ArgumentParser(prog="chainrule draw")
-    expr.add_arguments(parser)
-    return expr.run(parser.parse_args(list(argv)))
+    draw_command.add_arguments(parser)
+    return draw_command.run(parser.parse_args(list(argv)))
 
 
 def test_seed001_expression_reproduces_the_seed_picture() -> None:
@@ -256,3 +257,12 @@ def test_the_installed_command_runs_draw(tmp_path: Path) -> None:
         timeout=120,
     )
     assert refused.returncode == 2 and refused.stderr.startswith("chainrule draw: only the functions")
+
+
+def test_draw_into_a_missing_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere" / "L.svg"
+    assert draw("a*b", "a=2", "b=3", "-o", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"chainrule draw: cannot write {str(missing)!r}: the folder {str(missing.parent)!r} does not exist\n"
+    )

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli import positive_int, positive_number
+from .cli.arguments import positive_int, positive_number
 from .engine import Value, no_grad, placeholder
 from .losses import cross_entropy, l2_regularization, svm_loss
 from .nn import MLP

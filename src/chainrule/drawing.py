@@ -30,11 +30,15 @@ from .errors import PlaceholderError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "RANKDIRS",
     "Graph",
     "RenderError",
     "RenderTimeout",
     "RendererNotFound",
+    "check_timeout",
     "draw_dot",
+    "reading_order",
+    "record_number",
     "find_renderer",
     "render_dot",
     "render_graph",
@@ -44,7 +48,10 @@ __all__ = [
 DEFAULT_MAX_NODES = 500
 """Above this many values a drawing stops being readable; the rest collapse into one node."""
 
+RANKDIRS = ("LR", "RL", "TB", "BT")
+"""The layout directions: left to right (the default), right to left, top to bottom, bottom to top."""
 BACKENDS = ("auto", "dot", "graphviz-pure")
+"""The renderers one can ask for: "auto" (a system `dot` if found, else graphviz-pure) or either one."""
 PURE_COMMAND = "graphviz-pure"
 # Every hint is a command that works as written (chainrule itself is installed from a checkout).
 PURE_INSTALL = "pip install graphviz-pure"
@@ -57,12 +64,17 @@ INSTALL_HINT = (
     "(apt install graphviz, brew install graphviz, conda install graphviz, or https://graphviz.org/download/)"
 )
 
-# Styles a teacher can tell apart at a glance: inputs and parameters (leaves that take a gradient)
-# are filled blue, constants are grey and dashed, the output has a thick border.
+# Styles a teacher can tell apart at a glance, in `compile`'s words: parameters (leaves that take a
+# gradient) are filled blue; a dashed outline means "takes no gradient": white for an input (data,
+# a labelled leaf), grey for a constant (a number in the graph); the output has a thick border.
 _LEAF_STYLE = 'style=filled fillcolor="#dbeafe"'
+_INPUT_STYLE = 'style="filled,dashed" fillcolor="#ffffff"'
 _CONST_STYLE = 'style="filled,dashed" fillcolor="#f3f4f6" fontcolor="#555555"'
 _ROOT_STYLE = "penwidth=2"
 _MORE_STYLE = 'shape=box style=dashed fontcolor="#555555"'
+# %.4f shows 0.0000 below this and needless digits above the other: there, significant digits.
+_SMALLEST_FIXED = 1e-4
+_LARGEST_FIXED = 1e9
 
 
 # --- DOT text -----------------------------------------------------------------------------------
@@ -80,10 +92,17 @@ def _escape_record(text: str) -> str:
     return text.replace('"', '\\"').replace("\n", "\\n").replace("\r", "")
 
 
-def _number(x: Any) -> str:
-    """A value's data or grad formatted as the seeds do (%.4f); '?' for a placeholder's data."""
+def record_number(x: Any) -> str:
+    """A value's data or grad as a drawing shows it: %.4f as the seeds do (2.0000, -0.5000).
+
+    Where %.4f would hide the number, three significant digits instead: 2.08e-07 rather than
+    0.0000 for a tiny non-zero number, 1.23e+12 rather than thirteen digits for a huge one.
+    """
     if isinstance(x, Value):  # a grad made by backward(create_graph=True) is itself a Value
         x = x.data
+    x = float(x)
+    if x != 0.0 and (abs(x) < _SMALLEST_FIXED or abs(x) >= _LARGEST_FIXED):  # inf and nan: %.4f
+        return f"{x:.3g}"
     return f"{x:.4f}"
 
 
@@ -96,12 +115,12 @@ def _label_text(label: Any) -> str:
 
 def _data_text(node: Value) -> str:
     try:
-        return _number(node.data)
+        return record_number(node.data)
     except PlaceholderError:  # a placeholder or a node computed from one has no data yet
         return "?"
 
 
-def _reading_order(root: Value) -> list[Value]:
+def reading_order(root: Value) -> list[Value]:
     """Every value below `root`, inputs before the values made from them, first operands first.
 
     An iterative depth-first search (a graph of 10^5 nodes needs no recursion) that visits operands
@@ -153,15 +172,15 @@ def _body(
     grads: Mapping[Value, float] | None = None,
 ) -> list[str]:
     """The lines between `digraph {` and `}`, one statement per line, tab-indented."""
-    if rankdir not in ("LR", "RL", "TB", "BT"):
-        raise ValueError(f"to_dot: rankdir must be one of LR, RL, TB, BT, got {rankdir!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"to_dot: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if max_nodes is not None and max_nodes < 1:
         raise ValueError(f"to_dot: max_nodes must be at least 1 (or None for no limit), got {max_nodes!r}")
     if not isinstance(root, Value):
         raise TypeError(f"to_dot: needs a chainrule Value to draw, got {type(root).__name__}: {root!r}")
     # Ids follow the traversal, which depends only on the graph's structure and operand order,
     # never on id(): the same graph always gives the same text.
-    order = _reading_order(root)
+    order = reading_order(root)
     total = len(order)
     kept = _select(root, order, max_nodes) if max_nodes is not None else None
     if kept is not None:
@@ -176,11 +195,14 @@ def _body(
         label = labels.get(node, node.label) if labels else node.label
         fields = [_escape_record(_label_text(label)), f"data {_data_text(node)}"]
         if show_grad:
-            fields.append(f"grad {_number(grads.get(node, node.grad) if grads else node.grad)}")
+            fields.append(f"grad {record_number(grads.get(node, node.grad) if grads else node.grad)}")
         attrs = [f'label="{{ {" | ".join(fields)} }}"']
         if highlight:
             if node._operation is None:
-                attrs.append(_LEAF_STYLE if node.requires_grad else _CONST_STYLE)
+                if node.requires_grad:
+                    attrs.append(_LEAF_STYLE)
+                else:
+                    attrs.append(_INPUT_STYLE if node.label else _CONST_STYLE)
             if node is root:
                 attrs.append(_ROOT_STYLE)
         lines.append(f"\t{uid} [{' '.join(attrs)}]")
@@ -219,7 +241,9 @@ def to_dot(
     `rankdir` is LR (left to right, the default), TB, RL or BT. `show_grad=False` leaves out the
     grads (a picture of the forward pass). Beyond `max_nodes` values (None: no limit), only the
     ones nearest the output are drawn and the rest become one "... N more" node. `highlight`
-    fills leaves that take a gradient blue, constants grey, and gives the output a thick border.
+    fills parameters (leaves that take a gradient) blue, draws inputs (labelled leaves that take
+    none) and constants (unlabelled numbers) dashed, white and grey, and gives the output a thick
+    border.
     `labels` and `grads` show, for the values they hold, that text and gradient instead of
     `.label` and `.grad` (the explorer draws gradients it computed without touching the graph).
     """
@@ -359,9 +383,10 @@ def _run(command: list[str], data: bytes, timeout: float) -> bytes:
     return out
 
 
-def _check_timeout(timeout: Any) -> float:
+def check_timeout(timeout: Any, command: str = "draw") -> float:
+    """`timeout` as float seconds; a one-line ValueError naming `command` unless it is a positive number."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < float("inf"):
-        raise ValueError(f"draw: timeout must be a positive number of seconds, got {timeout!r}")
+        raise ValueError(f"{command}: timeout must be a positive number of seconds, got {timeout!r}")
     return float(timeout)
 
 
@@ -382,7 +407,7 @@ def render_dot(
     source = _source_of(graph)
     if format in ("dot", "gv"):
         return source.encode()
-    timeout = _check_timeout(timeout)
+    timeout = check_timeout(timeout)
     command = [find_renderer(backend), f"-K{engine}", f"-T{format}", *LAYOUT_FLAGS]
     return _run(command, source.encode(), timeout)
 
@@ -447,7 +472,7 @@ class Graph:
         self.format = format
         self.backend = backend
         self.engine = engine
-        self.timeout = _check_timeout(timeout)
+        self.timeout = check_timeout(timeout)
         self.filename = filename
 
     def __str__(self) -> str:

@@ -1,4 +1,4 @@
-"""`chainrule draw "EXPR" a=2 b=-3`: build an expression's graph safely, run backward, draw it.
+"""The safe expression parser of `chainrule draw` and `chainrule explore`: text to a graph of Values.
 
 The expression is read with Python's own parser (`ast.parse`, which only parses) and then walked
 by an allow-list: numbers, names, `+ - * / **`, unary minus, calls to the derivative table's
@@ -10,20 +10,15 @@ becomes one `Value` operation.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import math
 import operator
-import subprocess
-import sys
 import textwrap
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .cli import positive_int, positive_number
 from .engine import Value, apply, constant
 from .engine import sum as value_sum
 from .ops import TABLE, Op
@@ -336,88 +331,3 @@ def build(text: str, values: Mapping[str, float]) -> Built:
     if unused:
         raise ExprError(f"draw: values given for names the expression does not use: {', '.join(unused)}")
     return Built(output, builder.inputs, builder.names)
-
-
-# --- the command --------------------------------------------------------------------------------
-def add_expression_arguments(parser: argparse.ArgumentParser, command: str, output: str) -> None:
-    """The arguments every expression command takes (`draw`, `explore`): the expression and its values."""
-    parser.epilog = (
-        f'example: chainrule {command} "e = a*b; d = e + c; L = d*f" a=2 b=-3 c=10 f=-2 -o {output}   '
-        f"(functions: {', '.join(FUNCTIONS)}; an expression that starts with - goes in parentheses: '(-a)*b')"
-    )
-    parser.add_argument("expression", help="e.g. 'tanh(x*w + b)' or 'e = a*b; L = e + c'")
-    parser.add_argument(
-        "values", nargs="*", metavar="name=value", help="a number for every input, e.g. a=2 b=-3"
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Configure the `chainrule draw` subcommand's arguments."""
-    add_expression_arguments(parser, "draw", "L.svg")
-    parser.add_argument(
-        "-o",
-        "--output",
-        default=None,
-        help="output file: .svg (default graph.svg), .png, .jpg, or .dot for the DOT text; - prints DOT",
-    )
-    parser.add_argument("--no-grad", action="store_true", help="draw the forward pass only (no backward)")
-    parser.add_argument("--rankdir", default="LR", choices=["LR", "TB", "RL", "BT"], help="layout direction")
-    parser.add_argument(
-        "--max-nodes", type=positive_int, default=None, help="collapse values beyond this many (500)"
-    )
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=["auto", "dot", "graphviz-pure"],
-        help="renderer: system Graphviz dot if found, else pip's graphviz-pure (auto)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=positive_number,
-        default=None,
-        metavar="SECONDS",
-        help="stop the renderer after this long (30); a .dot file needs no renderer",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `chainrule draw`: build, backward, write the picture; returns the exit code."""
-    from .drawing import DEFAULT_MAX_NODES, DEFAULT_TIMEOUT, RendererNotFound, format_of, render_graph, to_dot
-
-    try:
-        path = Path(args.output or "graph.svg")
-        if args.output != "-" and format_of(path) is None:  # before any work, and in the command's words
-            raise ExprError(
-                f"draw: cannot write {str(path)!r}: the file name must end in .svg, .png, .jpg or .dot "
-                "(or use -o - for the DOT text on stdout)"
-            )
-        values = parse_values(args.values)
-        built = build(args.expression, values)
-        root = built.output
-        if not args.no_grad:
-            if not root.requires_grad:
-                raise ExprError(
-                    "draw: the expression depends on no input, so it has no gradients (use --no-grad)"
-                )
-            root.backward()
-        max_nodes = args.max_nodes if args.max_nodes is not None else DEFAULT_MAX_NODES
-        dot = to_dot(root, rankdir=args.rankdir, show_grad=not args.no_grad, max_nodes=max_nodes)
-        if args.output == "-":
-            sys.stdout.write(dot)
-            return 0
-        timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
-        render_graph(dot, path, backend=args.backend, timeout=timeout)
-    # One line for every way a user's input can fail: refused syntax, unknown names, a domain
-    # error (log(-1)), a bad file name, no renderer, a renderer out of time (RenderTimeout is an
-    # OSError). Anything else is a bug and keeps its traceback.
-    except (ValueError, ArithmeticError, RendererNotFound, OSError, subprocess.SubprocessError) as exc:
-        message = str(exc) if str(exc).startswith("draw:") else f"draw: {exc}"
-        print(f"chainrule {message}", file=sys.stderr)
-        return 2
-    name = root.label
-    print(f"{name} = {root.data:.6g}")
-    if not args.no_grad:
-        for input_name, leaf in built.inputs.items():
-            print(f"d{name}/d{input_name} = {leaf.grad:.6g}")
-    print(f"wrote {path}")
-    return 0
