@@ -144,3 +144,23 @@ def test_usable_as_a_decorator() -> None:
     with pytest.raises(AnomalyError, match="exp"):
         step()
     assert not is_anomaly_enabled()
+
+
+def test_data_changed_between_forward_and_backward_is_named_inside_detect_anomaly() -> None:
+    from chainrule.anomaly import DataChangedError
+
+    with detect_anomaly():
+        w = Value(1.0, label="w")
+        y = (w * 2.0).sin()  # dy/dw = 2 cos(2 w): at w = 1 that is -0.832, at w = 0.5 it is 1.081
+        w.data = 0.5  # changed after the forward pass
+        with pytest.raises(DataChangedError, match=r"the data of mul node .* changed .*input 0 from 1.0 to 0.5"):
+            y.backward()
+    assert w.grad == 0.0  # nothing was added
+
+
+def test_unchanged_data_passes_and_nan_equals_nan() -> None:
+    with detect_anomaly():
+        w = Value(float("nan"))
+        y = w * 2.0 + Value(1.0)
+        y.backward()
+    assert w.grad == 2.0  # a NaN that stays NaN is no change

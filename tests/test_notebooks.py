@@ -53,6 +53,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "x1.grad = -1.5\nw1.grad = 1.0\nx2.grad = 0.5\nw2.grad = 0.0",
             "7.194893834566 7.194893834566",  # hand-built and table ops mixed, against **
             "has no _backward: give it one",
+            "by hand, a.grad = 1.0",  # the seeds' `=` bug, stepped by hand
+            "with '=' (it set it to 1.0): write '+=' instead",  # ... and caught by backward()
+            "a.grad is still 0.0",
             "12.0 12.0 6.0",  # grad(grad(grad(cube))) made with defop
             "its _backward works on numbers, so its gradient cannot be differentiated again",
             "True True",  # compiled on a numpy batch, against eager

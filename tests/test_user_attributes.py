@@ -87,3 +87,21 @@ def test_tensor_comparisons_are_entry_by_entry_and_take_no_gradient() -> None:
     assert len({a, b}) == 2  # still nodes, hashed by identity
     with pytest.raises(TypeError, match="eq: a Tensor combines with numbers"):
         a == "x"  # noqa: B015
+
+
+def test_bad_conversions_and_huge_ints_get_one_short_line() -> None:
+    import chainrule
+    from chainrule.engine import NoDataError
+
+    v = Value(2.5)
+    for convert in (float, int, round):
+        with pytest.raises(TypeError, match=r"\(\) of Value\(data=2.5.*would detach it from the graph"):
+            convert(v)
+    with pytest.raises(OverflowError) as info:
+        Value(10**400)
+    assert "too large for a float" in str(info.value) and len(str(info.value)) < 150
+    x = chainrule.placeholder("x")
+    with pytest.raises(NoDataError, match="placeholder 'x' has no data yet") as caught:
+        x.data  # noqa: B018
+    assert isinstance(caught.value, chainrule.PlaceholderError)
+    assert type(caught.value).__module__ == "chainrule.engine.placeholder"  # a public class, by its own name

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .engine import Value, set_observer
+from .engine import Value, inputs_of, set_observer
 from .ops import Op
 
 # the chainrule package's folder: frames inside it are chainrule's own, not the user's code
@@ -40,6 +40,17 @@ _blocks = 0  # detect_anomaly() blocks open right now, in all threads together
 # nodes so that the block does not keep every node alive; an id is only reused after its node has
 # died, and the new node made in the block overwrites the entry, so a live node's entry is its own.
 _sites: dict[int, tuple[str, int, str]] = {}
+# What each node created inside a block was computed from and gave, keyed the same way: (its op, its
+# inputs' ids, their data, its data). Backward compares, as PyTorch's version counters do.
+_made_from: dict[int, tuple[Op, tuple[int, ...], tuple[float, ...], float]] = {}
+
+
+class DataChangedError(RuntimeError):
+    """Inside `detect_anomaly()`: a node's `.data`, or one of its inputs', changed after it was computed.
+
+    Its gradient would mix two points (the derivative rules read the data as it is now), so backward
+    stops, naming the node, as PyTorch's version counters do.
+    """
 
 
 class AnomalyError(FloatingPointError):
@@ -79,6 +90,7 @@ def detect_anomaly() -> Iterator[None]:
             if _blocks == 0:
                 set_observer(None)
                 _sites.clear()
+                _made_from.clear()
 
 
 def _depth() -> int:
@@ -110,6 +122,7 @@ class _Observer:
                 site=site,
             )
         _sites[id(node)] = _user_site()
+        _made_from[id(node)] = (op, tuple(map(id, inputs_of(node))), tuple(inputs), data)
 
     def checks(self) -> _Checks | None:
         """The backward sweep's checking hook for this thread: the checks inside a block, else None."""
@@ -172,6 +185,30 @@ class _Checks:
     already there propagates silently, as IEEE arithmetic says it should.
     """
 
+    def visiting(self, node: Value, g: Any) -> None:
+        made = _made_from.get(id(node))
+        if made is None or node._operation is not made[0]:
+            return
+        op, ids, inputs, data = made
+        children = inputs_of(node)
+        if tuple(map(id, children)) != ids:
+            return  # another node, made outside the block, that took a dead node's id
+        now = tuple(c if type(c) is float else c.data for c in children)
+        if _same(now, inputs) and _same((node.data,), (data,)):
+            return
+        changed = [
+            f"input {i} from {before!r} to {after!r}"
+            for i, (before, after) in enumerate(zip(inputs, now, strict=True))
+            if not _same((before,), (after,))
+        ]
+        if not _same((node.data,), (data,)):
+            changed.append(f"its own data from {data!r} to {node.data!r}")
+        raise DataChangedError(
+            f"detect_anomaly: the data of {op.name} node {node!r} changed after it was computed "
+            f"({', '.join(changed)}): its gradient would mix two points; compute it again from the new "
+            f"data\n{_describe(_sites.get(id(node)), 'the node was created at')}"
+        )
+
     def _clean(self, node: Value, g: Any) -> bool:
         return math.isfinite(_number(g)) and all(math.isfinite(c.data) for c in node._prev)
 
@@ -190,6 +227,14 @@ class _Checks:
         # blame this op's rule, in the backward pass.
         if isinstance(exc, AnomalyError) and exc.phase == "forward":
             raise _backward_anomaly(node, 0, g, exc.output, summing=False) from exc
+
+
+def _same(xs: tuple[float, ...], ys: tuple[float, ...]) -> bool:
+    """The same numbers bit for bit (NaN equals NaN; 0.0 and -0.0 differ)."""
+    return all(
+        (x == y and math.copysign(1.0, x) == math.copysign(1.0, y)) or (x != x and y != y)
+        for x, y in zip(xs, ys, strict=True)
+    )
 
 
 _CHECKS = _Checks()

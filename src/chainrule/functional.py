@@ -169,6 +169,9 @@ class _TracedCheck:
     def __init__(self, who: str) -> None:
         self.who = who
 
+    def visiting(self, node: Value, g: Any) -> None:
+        """A traced node has no data that could have changed: nothing to check."""
+
     def contribution(self, node: Value, i: int, g: Any, d: Any, before: Any, total: Any) -> None:
         """Every contribution of a traced graph is a graph itself: nothing to check."""
 

@@ -137,6 +137,9 @@ def hand_built_contributions(node: Node, g: float) -> list[Contribution]:
 class SweepCheck(Protocol):
     """What the sweep's `check` hook offers (chainrule.anomaly implements it)."""
 
+    def visiting(self, node: Node, g: Any) -> None:
+        """Called before the step of each node that has a gradient: raise to stop the sweep."""
+
     def contribution(self, node: Node, i: int, g: Any, d: Any, before: Any, total: Any) -> None:
         """Called after each input's gradient is updated: raise to stop the sweep."""
 
@@ -170,6 +173,8 @@ def sweep(
         g = grads.get(node)
         if g is None:
             continue
+        if check is not None:
+            check.visiting(node, g)
         try:
             found = step(node, g, graph)
         except Exception as exc:
@@ -211,11 +216,12 @@ def no_backward(node: Any) -> TypeError:
 
 def overwritten_grad(node: Any, child: Any, value: Any) -> BackwardClosureError:
     """A hand-built `_backward` that assigned an input's `.grad` instead of adding to it."""
-    name = repr(child.label) if child.label else repr(child)
+    name = repr(child.label) if child.label else f"Value(data={child.data!r})"
+    what = f"{node.label!r}, " if node.label else ""
     return BackwardClosureError(
-        f"backward: the _backward of {node!r} (op {node._op!r}) overwrote the .grad of its input "
-        f"{name} with '=' (it set it to {value!r}): write '+=' instead, because the gradients "
-        f"from several uses of a value add up (x.grad += local_derivative * out.grad)"
+        f"backward: the _backward of node {what}op {node._op!r} (data {node.data!r}) overwrote the "
+        f".grad of its input {name} with '=' (it set it to {value!r}): write '+=' instead, because "
+        f"the gradients from several uses of a value add up (x.grad += local_derivative * out.grad)"
     )
 
 
