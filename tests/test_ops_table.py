@@ -115,6 +115,52 @@ def test_table_rows_are_well_formed() -> None:
         assert len(op.derivatives) == (1 if op.arity is None else op.arity), op.name
 
 
+class _Recorder:
+    """The float backend, noting every function a rule asks it for."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.used.add(name)
+        return getattr(FLOAT, name)
+
+
+@pytest.mark.parametrize("op", TABLE, ids=lambda op: op.name)
+def test_every_function_a_row_calls_exists_on_every_backend(op: Op) -> None:
+    """Each `m.<name>` a row's rules call is one every backend has (written out or found by name), so
+    the row runs on floats, Values, numpy, JAX and torch; a missing one is named here."""
+    from chainrule.backends import VALUE, jax_backend, spellings, torch_backend
+
+    m = _Recorder()
+    for point in case(op).points:
+        _run_rules_at(op, m, point.xs)
+    backends = [numpy_backend()]
+    for engine, make in (("jax", jax_backend), ("torch", torch_backend)):
+        need(engine)
+        backends.append(make())
+    for name in sorted(m.used):
+        for backend in (FLOAT, *backends):
+            assert callable(getattr(backend, name, None)), (
+                f"{op.name}: the {backend.name} backend lacks m.{name}"
+            )
+        # on Values: written out, or the method of that name (which a new row gives Value itself)
+        has_method = any(hasattr(Value, n) for n in spellings(name))
+        assert name in vars(VALUE) or has_method, f"{op.name}: Value has no method {name}"
+
+
+def _run_rules_at(op: Op, m: Any, xs: tuple[float, ...]) -> None:
+    """The row's forward, domain test and derivatives at `xs` (errors of the math itself ignored)."""
+    try:
+        out = op.forward(m, *xs)
+        if op.invalid is not None:
+            op.invalid(m, *xs)
+        for i in range(len(xs)):
+            op.derivative(i)(m, 1.0, out, *xs)
+    except (ArithmeticError, ValueError):
+        pass
+
+
 @pytest.mark.parametrize(("op", "point"), _params())
 def test_table_rules_match_torch(op: Op, point: Point | None) -> None:
     """The float forward and every float derivative rule agree with PyTorch float64."""

@@ -37,6 +37,7 @@ __all__ = [
     "jax_backend",
     "numpy_backend",
     "require_module",
+    "spellings",
     "torch_backend",
 ]
 

@@ -8,6 +8,9 @@ The package has one module per idea, each importing only those listed before it:
   compiled kernel per rule;
 - `float_mode`: a Program as generated straight-line Python, for floats (the interpreter above
   `GENERATE_MAX_INSTRUCTIONS`);
+- `plan`: a planned Program as public, engine-neutral data (`Plan`, `Read`, `MapGroup`,
+  `SumsGroup`), which `Program.plan()` returns and the exports (`chainrule.export`) run; it imports
+  nothing of the compiler;
 - `batch_steps`: the vectorised steps of batch mode (one op on many rows; sums of products as
   matrix products);
 - `batch_plan`: batch mode's plan: which instructions form which step, the buffer layout, and
