@@ -153,7 +153,9 @@ def test_data_changed_between_forward_and_backward_is_named_inside_detect_anomal
         w = Value(1.0, label="w")
         y = (w * 2.0).sin()  # dy/dw = 2 cos(2 w): at w = 1 that is -0.832, at w = 0.5 it is 1.081
         w.data = 0.5  # changed after the forward pass
-        with pytest.raises(DataChangedError, match=r"the data of mul node .* changed .*input 0 from 1.0 to 0.5"):
+        with pytest.raises(
+            DataChangedError, match=r"the data of mul node .* changed .*input 0 from 1.0 to 0.5"
+        ):
             y.backward()
     assert w.grad == 0.0  # nothing was added
 
