@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .engine import Value, inputs_of, set_observer
+from .engine import Value, inputs_of, operation_of, set_observer
 from .ops import Op
 
 # the chainrule package's folder: frames inside it are chainrule's own, not the user's code
@@ -161,7 +161,7 @@ def _number(x: Any) -> float:
 
 
 def _backward_anomaly(node: Value, i: int, g: Any, result: Any, summing: bool) -> AnomalyError:
-    op = node._operation
+    op = operation_of(node)
     assert op is not None
     inputs = tuple(c.data for c in node._prev)
     site = _sites.get(id(node))
@@ -187,7 +187,7 @@ class _Checks:
 
     def visiting(self, node: Value, g: Any) -> None:
         made = _made_from.get(id(node))
-        if made is None or node._operation is not made[0]:
+        if made is None or operation_of(node) is not made[0]:
             return
         op, ids, inputs, data = made
         children = inputs_of(node)
@@ -215,7 +215,7 @@ class _Checks:
     def contribution(self, node: Value, i: int, g: Any, d: Any, before: Any, total: Any) -> None:
         if math.isfinite(_number(d)) and math.isfinite(_number(total)):
             return
-        if node._operation.hand_built or not self._clean(node, g):
+        if operation_of(node).hand_built or not self._clean(node, g):
             return
         if not math.isfinite(_number(d)):
             raise _backward_anomaly(node, i, g, d, summing=False)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .engine import Value
+from .engine import Value, operation_of, reading_order
 from .errors import PlaceholderError
 
 __all__ = [
@@ -120,31 +120,6 @@ def _data_text(node: Value) -> str:
         return "?"
 
 
-def reading_order(root: Value) -> list[Value]:
-    """Every value below `root`, inputs before the values made from them, first operands first.
-
-    An iterative depth-first search (a graph of 10^5 nodes needs no recursion) that visits operands
-    left to right, so `a*b + c` numbers a, b, a*b, c, ... in the order a reader meets them.
-    """
-    order: list[Value] = []
-    seen = {root}
-    stack: list[tuple[Value, int]] = [(root, 0)]
-    while stack:
-        node, i = stack[-1]
-        children = node._prev
-        # advance to the next operand not seen yet; when there is none, the node is finished
-        while i < len(children) and children[i] in seen:
-            i += 1
-        if i == len(children):
-            stack.pop()
-            order.append(node)
-            continue
-        stack[-1] = (node, i + 1)
-        seen.add(children[i])
-        stack.append((children[i], 0))
-    return order
-
-
 def _select(root: Value, order: list[Value], max_nodes: int) -> set[Value] | None:
     """The `max_nodes` values nearest the root (breadth-first), or None when all of them fit."""
     if len(order) <= max_nodes:
@@ -198,7 +173,7 @@ def _body(
             fields.append(f"grad {record_number(grads.get(node, node.grad) if grads else node.grad)}")
         attrs = [f'label="{{ {" | ".join(fields)} }}"']
         if highlight:
-            if node._operation is None:
+            if operation_of(node) is None:
                 if node.requires_grad:
                     attrs.append(_LEAF_STYLE)
                 else:
@@ -206,7 +181,7 @@ def _body(
             if node is root:
                 attrs.append(_ROOT_STYLE)
         lines.append(f"\t{uid} [{' '.join(attrs)}]")
-        if node._operation is not None:
+        if operation_of(node) is not None:
             op_id = f"{uid}_op"
             symbol = _escape_string(node._op)
             lines.append(f'\t{op_id} [label="{symbol}" shape=ellipse]')

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..engine import Symbolic, Value, symbolic, topological_order
+from ..engine import Symbolic, Value, operation_of, symbolic, topological_order
 from ..ops import OPS
 from .float_interpreter import FloatInterpreter
 from .float_mode import FloatCode, float_runner
@@ -44,8 +44,8 @@ def classify_node(node: Value, inputs: set[Value], input_names: Sequence[str]) -
     the nodes a graph may contain belongs here (a node the compiler cannot run is refused here,
     with an error naming it).
     """
-    if node._operation is not None:
-        if node._operation.hand_built:
+    if operation_of(node) is not None:
+        if operation_of(node).hand_built:
             raise _hand_built_error(node)
         return INSTRUCTION
     if node in inputs:
@@ -88,7 +88,7 @@ class Program:
         slot_of = self.slot_of
         slot = slot_of.__getitem__
         self.instructions: tuple[Instruction, ...] = tuple(
-            Instruction(slot(node), node._operation, tuple(map(slot, node._prev)), node.label)
+            Instruction(slot(node), operation_of(node), tuple(map(slot, node._prev)), node.label)
             for node in nodes
         )
         self.output_slots: tuple[int, ...] = tuple(slot_of[o] for o in self.outputs)
@@ -405,10 +405,10 @@ def compile(output: Value | Sequence[Value], inputs: Value | Sequence[Value]) ->
     for i, x in enumerate(ins):
         if not isinstance(x, Value):
             raise TypeError(f"compile: input {i} must be a placeholder, got {type(x).__name__}: {x!r:.80}")
-        if x._operation is not None:
+        if operation_of(x) is not None:
             raise ValueError(
-                f"compile: input {i} ({x.label or 'unlabelled'}) is computed by {x._operation.name}, not a "
-                f"placeholder; inputs must be leaves such as chainrule.placeholder('x')"
+                f"compile: input {i} ({x.label or 'unlabelled'}) is computed by {operation_of(x).name}, "
+                f"not a placeholder; inputs must be leaves such as chainrule.placeholder('x')"
             )
         if x in seen:
             raise ValueError(f"compile: input {x.label!r} is listed twice")

@@ -19,7 +19,7 @@ backprop, copying, node.
 
 from .backprop import backward, gradients
 from .chain_rule import contributions, hand_built_contributions, rule_contributions, sweep
-from .layout import HandBuilt, Node
+from .layout import HandBuilt, Node, operation_of
 from .mode import GRAD_LOCK, enable_grad, is_grad_enabled, no_grad, set_observer
 from .node import (
     Value,
@@ -64,6 +64,7 @@ __all__ = [
     "no_grad",
     "nodes_below",
     "not_a_number",
+    "operation_of",
     "placeholder",
     "reading_order",
     "rule_contributions",

@@ -70,6 +70,11 @@ def set_inputs(node: Node, inputs: tuple[Any, ...], many: bool = False) -> None:
         node._a, node._b = inputs, MANY
 
 
+def operation_of(node: Node) -> Any:
+    """What made `node`: a row of the derivative table (an `Op`), a `HandBuilt` record, or None (a leaf)."""
+    return node._operation
+
+
 def has_input_tuple(node: Node) -> bool:
     """Whether the node keeps its inputs as a tuple (an n-ary row or a node built by hand)."""
     return node._b is MANY

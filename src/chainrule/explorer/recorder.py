@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..drawing import RANKDIRS, reading_order, record_number
-from ..engine import Value, contributions, gradient_order, sweep
+from ..engine import Value, contributions, gradient_order, operation_of, sweep
 from ..errors import DomainError, PlaceholderError
 from .formulas import local_formula
 
@@ -176,7 +176,7 @@ class NodeRecord:
 
 def _expression(node: Value, names: dict[Value, str], values: bool = False) -> str:
     """How `node` was made, with its inputs' names (or their values): 'a * b', 'tanh(n)', 'sum(...)'."""
-    fn = node._operation
+    fn = operation_of(node)
     assert fn is not None
     args = [format_number(c.data) if values else names[c] for c in node._prev]
     if fn.arity == 2 and fn.symbol in _INFIX:
@@ -197,7 +197,7 @@ def _names(order: list[Value], ids: dict[Value, str]) -> tuple[dict[Value, str],
         if node.label:
             names[node] = " ".join(node.label.split())  # a label's line breaks become spaces
             continue
-        if node._operation is None and not node.requires_grad:  # an unnamed constant goes by its number
+        if operation_of(node) is None and not node.requires_grad:  # an unnamed constant goes by its number
             names[node] = generated[node] = format_number(node.data)
             continue
         name = ids[node]
@@ -235,7 +235,7 @@ class Recorder:
         self.grads: dict[Value, float] = {}
 
     def _node(self, node: Value) -> NodeRecord:
-        how = _expression(node, self.names) if node._operation is not None else leaf_kind(node)
+        how = _expression(node, self.names) if operation_of(node) is not None else leaf_kind(node)
         return NodeRecord(self.ids[node], self.names[node], how, node.data, no_grad=not node.requires_grad)
 
     def add(self, step: Step, current: Value | None, touched: list[Value]) -> int:
@@ -269,7 +269,7 @@ class Recorder:
         for k, node in enumerate(self.forward, 1):
             name = self.names[node]
             value = format_number(node.data)
-            if node._operation is None:
+            if operation_of(node) is None:
                 lines = (f"{name} = {value}", f"{name} is {_KINDS[leaf_kind(node)]}.")
             else:
                 formula = f"{name} = {_expression(node, self.names)}"
@@ -294,7 +294,7 @@ class Recorder:
         g[root] = 1.0
         history: dict[Value, list[tuple[int, float]]] = {node: [] for node in order}
         with_steps = [
-            (node, found) for node, _, found in visited if node._operation is not None or node is root
+            (node, found) for node, _, found in visited if operation_of(node) is not None or node is root
         ]
         total = len(with_steps)
         for k, (node, found) in enumerate(with_steps, 1):
@@ -308,7 +308,7 @@ class Recorder:
                     f"{name} has passed its gradient back."
                 ]
             title = f"Backward {k} of {total}: {name}"
-            if node._operation is not None:
+            if operation_of(node) is not None:
                 title += f" = {_expression(node, self.names)}"
             shown = self._contributions(node, upstream, found, g, history, len(self.steps), lines)
             touched = [c for c in node._prev if c.requires_grad]
@@ -335,7 +335,7 @@ class Recorder:
         step: int,
         lines: list[str],
     ) -> list[Contribution]:
-        fn = node._operation
+        fn = operation_of(node)
         if fn is None:
             return []
         r, name = self.names[self.root], self.names[node]
@@ -346,7 +346,7 @@ class Recorder:
             if not child.requires_grad:
                 what = (
                     _NO_GRADIENT[leaf_kind(child)]
-                    if child._operation is None
+                    if operation_of(child) is None
                     else "made from inputs and constants"
                 )
                 lines.append(f"{c} takes no gradient ({what}): nothing flows into it.")
@@ -376,7 +376,7 @@ class Recorder:
         name, c = self.names[node], self.names[child]
         head = f"local derivative {_local(name, c)}"
         number = format_number(local)
-        formula = local_formula(node._operation, i, name, input_names)
+        formula = local_formula(operation_of(node), i, name, input_names)
         if formula is None:  # a node built by hand: its rule is its own _backward
             return f"{head} = {number}, from {name}'s own _backward"
         try:
@@ -387,7 +387,7 @@ class Recorder:
 
     def _finish(self, history: dict[Value, list[tuple[int, float]]], end: int) -> None:
         r = self.names[self.root]
-        leaves = [node for node in self.forward if node._operation is None and node.requires_grad]
+        leaves = [node for node in self.forward if operation_of(node) is None and node.requires_grad]
         lines = [f"{_d(r)}/{_d(self.names[leaf])} = {format_number(self.grads[leaf])}" for leaf in leaves]
         self.add(
             Step(
@@ -430,6 +430,6 @@ def local_derivatives(node: Value, found: list[tuple[int, Value, float]]) -> lis
     local = {i: d for i, _, d in contributions(node, 1.0)}
     product = {i: d for i, _, d in found}
     inputs = node._prev
-    if node._operation.hand_built:  # its closure sees each distinct input once
+    if operation_of(node).hand_built:  # its closure sees each distinct input once
         inputs = tuple(dict.fromkeys(inputs))
     return [(child, local.get(i, 0.0), product.get(i, 0.0)) for i, child in enumerate(inputs)]
