@@ -105,3 +105,17 @@ def test_bad_conversions_and_huge_ints_get_one_short_line() -> None:
         x.data  # noqa: B018
     assert isinstance(caught.value, chainrule.PlaceholderError)
     assert type(caught.value).__module__ == "chainrule.engine.placeholder"  # a public class, by its own name
+
+
+def test_seed_000s_children_reads_like_prev() -> None:
+    a, b = Value(2.0, "a"), Value(-3.0, "b")
+    e = a * b
+    L = e + 1.0
+    assert e._children == (a, b) and L._children == L._prev
+    nodes, stack = set(), [L]  # seed 000's trace, written against _children
+    while stack:
+        n = stack.pop()
+        if n not in nodes:
+            nodes.add(n)
+            stack.extend(n._children)
+    assert len(nodes) == 5
