@@ -43,7 +43,10 @@ def outside_domain(ins: Instruction, xs: Sequence[float]) -> Exception:
         ins.op.check(FLOAT, *xs)
     except (ArithmeticError, ValueError) as exc:
         return with_context(exc, f"in {ins}")
-    return DomainError(f"{ins.op.name}: outside its domain at {tuple(xs)} (in {ins})", op=ins.op.name)
+    requirement = ins.op.domain_text or "operands inside its domain"
+    return with_context(
+        outside_domain(ins.op.name, requirement, repr(tuple(xs)), tuple(xs), DomainError), f"in {ins}"
+    )
 
 
 def rule_failed(ins: Instruction, derivative: bool, xs: Sequence[float], exc: Exception) -> Exception:

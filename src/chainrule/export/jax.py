@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import Backend, jax_backend, require_module
 from ..compiler.plan import MapGroup
+from ..errors import outside_domain
 from .arrays import ArrayEngine, batch_size, check_count, input_error, is_input, plan_of, run
 
 if TYPE_CHECKING:  # pragma: no cover - for type hints only
@@ -59,7 +60,8 @@ def _jax_domain_check(op: Op, m: Backend, jax: ModuleType, xs: Sequence[Any]) ->
     flat = jnp.ravel(jnp.broadcast_to(bad, shape))
     index = jnp.argmax(flat)  # the first offending entry (0 if there is none)
     values = [jnp.ravel(jnp.broadcast_to(x, shape))[index] for x in xs]
-    message = f"{op.name}: requires {op.domain_text}, got " + ", ".join("{}" for _ in xs)
+    # the engine's own wording (errors.outside_domain), with checkify's "{}" where the values go
+    message = str(outside_domain(op.name, op.domain_text, ", ".join("{}" for _ in xs), None, ValueError))
     checkify.check(
         jnp.logical_not(jnp.any(flat)), message + " (at batch index {})", *values, index % shape[-1]
     )
