@@ -35,11 +35,18 @@ from .node import (
     to_float,
 )
 from .placeholder import NoDataError, Symbolic, is_placeholder, placeholder, symbolic
-from .walk import GraphTooLarge, depends_on, gradient_order, nodes_below, reading_order, topological_order
+from .walk import (
+    GraphTooLarge,
+    count_nodes,
+    depends_on,
+    gradient_order,
+    nodes_below,
+    reading_order,
+    topological_order,
+)
 
 __all__ = [
     "GRAD_LOCK",
-    "GraphTooLarge",
     "HandBuilt",
     "NoDataError",
     "Node",
@@ -51,6 +58,7 @@ __all__ = [
     "backward",
     "constant",
     "contributions",
+    "count_nodes",
     "depends_on",
     "enable_grad",
     "gradient_order",

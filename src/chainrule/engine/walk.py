@@ -4,9 +4,10 @@
   constant Values, through `_prev`).
 - `gradient_order(root)`: just the nodes a gradient flows into, in the same kind of order: what a
   backward sweep visits.
-- `reading_order(root, max_nodes)`: the order a reader meets the nodes in (first operands first),
-  bounded: what drawings, the explorer and `jit`'s messages walk.
-- `nodes_below(root)`: every node once, in no particular order (the cheapest walk).
+- `reading_order(root)`: the order a reader meets the nodes in (first operands first): what drawings
+  and the explorer number nodes by.
+- `nodes_below(root)`: every node once, in no particular order (the cheapest walk);
+  `count_nodes(root, limit)` counts them, stopping past `limit`; `depends_on` finds inputs below a node.
 
 No walk recurses: a chain of a million nodes needs no recursion limit.
 """
@@ -19,17 +20,6 @@ from typing import Any
 from .layout import MANY
 
 _EXIT = object()  # a marker on the DFS stack: "all children of the node below me are done"
-
-
-class GraphTooLarge(ValueError):
-    """A bounded walk met more nodes than it was allowed to visit."""
-
-    def __init__(self, what: str, max_nodes: int) -> None:
-        super().__init__(
-            f"{what}: the graph has more than {max_nodes} values; pass a larger max_nodes "
-            f"(or None for no limit) or draw a smaller part of it"
-        )
-        self.max_nodes = max_nodes
 
 
 def topological_order(root: Any, only_requiring_grad: bool = False) -> list[Any]:
@@ -103,12 +93,11 @@ def gradient_order(root: Any, zero_scratch: bool = False) -> list[Any]:
     return order
 
 
-def reading_order(root: Any, max_nodes: int | None = None, what: str = "draw") -> list[Any]:
+def reading_order(root: Any) -> list[Any]:
     """Every node below `root`, inputs before the nodes made from them, first operands first.
 
     An iterative depth-first search that visits operands left to right, so `a*b + c` numbers a, b,
-    a*b, c, ... in the order a reader meets them. With `max_nodes`, more nodes than that raise
-    `GraphTooLarge` (naming `what`) as soon as they are met, without walking the rest.
+    a*b, c, ... in the order a reader meets them (drawings and the explorer number nodes so).
     """
     order: list[Any] = []
     seen = {root}
@@ -125,8 +114,6 @@ def reading_order(root: Any, max_nodes: int | None = None, what: str = "draw") -
             continue
         stack[-1] = (node, i + 1)
         seen.add(children[i])
-        if max_nodes is not None and len(seen) > max_nodes:
-            raise GraphTooLarge(what, max_nodes)
         stack.append((children[i], 0))
     return order
 
@@ -146,6 +133,23 @@ def nodes_below(root: Any) -> Iterator[Any]:
             if type(child) is not float and child not in seen:
                 seen.add(child)
                 stack.append(child)
+
+
+def count_nodes(root: Any, limit: int) -> int:
+    """How many nodes are below `root` (and root), counting no further than `limit` + 1: a bounded walk.
+
+    What the explorer asks before it replays a graph, so that a huge one is refused fast.
+    """
+    seen = {root}
+    stack = [root]
+    while stack:
+        for child in stack.pop()._prev:
+            if child not in seen:
+                seen.add(child)
+                if len(seen) > limit:
+                    return len(seen)
+                stack.append(child)
+    return len(seen)
 
 
 def depends_on(node: Any, candidates: list[Any]) -> list[Any]:

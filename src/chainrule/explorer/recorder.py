@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..drawing import RANKDIRS, reading_order, record_number
-from ..engine import Value, contributions, gradient_order, operation_of, sweep
+from ..engine import Value, contributions, count_nodes, gradient_order, operation_of, sweep
 from ..errors import DomainError, PlaceholderError
 from .formulas import local_formula
 
@@ -99,20 +99,6 @@ _KINDS = {
 
 
 # --- checks -------------------------------------------------------------------------------------
-def _count(root: Value, limit: int) -> int:
-    """The number of values below `root`, counting no further than `limit` + 1 (a bounded walk)."""
-    seen = {root}
-    stack = [root]
-    while stack:
-        for child in stack.pop()._prev:
-            if child not in seen:
-                seen.add(child)
-                if len(seen) > limit:
-                    return len(seen)
-                stack.append(child)
-    return len(seen)
-
-
 def check_graph(root: Any, max_nodes: Any, rankdir: Any) -> None:
     """Refuse, in one line naming what is wrong, what explore() cannot step through."""
     if not isinstance(root, Value):
@@ -123,7 +109,7 @@ def check_graph(root: Any, max_nodes: Any, rankdir: Any) -> None:
         raise ValueError(
             f"explore: max_nodes must be an integer from 1 to {MAX_NODES_LIMIT}, got {max_nodes!r}"
         )
-    size = _count(root, max(max_nodes, _COUNT_LIMIT))
+    size = count_nodes(root, max(max_nodes, _COUNT_LIMIT))
     if size > max_nodes:
         many = f"more than {_COUNT_LIMIT}" if size > _COUNT_LIMIT else str(size)
         raise ValueError(
