@@ -36,7 +36,6 @@ from .node import (
 )
 from .placeholder import NoDataError, Symbolic, is_placeholder, placeholder, symbolic
 from .walk import (
-    GraphTooLarge,
     count_nodes,
     depends_on,
     gradient_order,
