@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from ..backends import FLOAT, VALUE
 from ..errors import BackwardClosureError, rule_failure
 from .layout import MANY, Node, stored_inputs
+from .mode import GRAD_LOCK
 
 NO_PARAMS: dict[str, Any] = {}  # the parameters of a row that has none (a Tensor row may have some)
 Contribution = tuple[int, Any, Any]  # (input position, input node, contribution to its gradient)
@@ -112,18 +113,19 @@ def hand_built_contributions(node: Node, g: float) -> list[Contribution]:
         if not children:
             return []
         raise no_backward(node)
-    saved = [child.grad for child in children]
-    own = node.grad
-    try:
-        for child in children:
-            child.grad = _LENT
-        node.grad = g
-        closure()
-        added = [child.grad for child in children]
-    finally:
-        node.grad = own
-        for child, grad in zip(children, saved, strict=True):
-            child.grad = grad
+    with GRAD_LOCK:  # the .grad slots are lent for the call (re-entrant: backward holds it already)
+        saved = [child.grad for child in children]
+        own = node.grad
+        try:
+            for child in children:
+                child.grad = _LENT
+            node.grad = g
+            closure()
+            added = [child.grad for child in children]
+        finally:
+            node.grad = own
+            for child, grad in zip(children, saved, strict=True):
+                child.grad = grad
     found = []
     for i, (child, d) in enumerate(zip(children, added, strict=True)):
         if type(d) is not _Added:
