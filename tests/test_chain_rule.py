@@ -297,3 +297,38 @@ def test_table_ops_never_see_the_lent_grad() -> None:
 
 def test_the_fast_sweep_is_labelled_as_the_specialisation() -> None:
     assert "the reference sweep, inlined for floats: skip on a first read" in fast_sweep.__doc__.lower()
+
+
+# --- the operators are new_node inlined -------------------------------------------------------------
+HOSTILE = [0.0, -0.0, 1.5, -2.25, 1e300, -1e300, 5e-324, math.inf, -math.inf, math.nan]
+
+
+def _same_number(a: float, b: float) -> bool:
+    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (a != a and b != b)
+
+
+def test_the_operators_make_the_node_apply_makes_for_every_row_and_hostile_numbers() -> None:
+    from chainrule.engine import apply, inputs_of
+
+    for op in TABLE:
+        if op.arity not in (1, 2):
+            continue
+        for x in HOSTILE:
+            for y in HOSTILE if op.arity == 2 else [None]:
+                a, b = Value(x), Value(y) if y is not None else None
+                operands = (a,) if b is None else (a, b)
+                try:
+                    expected = apply(op, *operands)
+                except (DomainError, ZeroDivisionError) as exc:
+                    with pytest.raises(type(exc)):
+                        getattr(a, f"__{op.name}__" if op.arity == 2 else op.method)(*operands[1:])
+                    continue
+                got = getattr(a, f"__{op.name}__" if op.arity == 2 else op.method)(*operands[1:])
+                assert _same_number(got.data, expected.data), (op.name, x, y)
+                assert got._operation is expected._operation is op
+                assert inputs_of(got) == inputs_of(expected)
+                assert got.requires_grad == expected.requires_grad and got.grad == 0.0 and got.label == ""
+                if op.arity == 2:  # the reflected operator, with a number on the left
+                    flipped = getattr(b, f"__r{op.name}__")(x)
+                    want = op.forward(chainrule.backends.FLOAT, x, y)
+                    assert _same_number(flipped.data, want), (op.name, "reflected", x, y)
