@@ -245,3 +245,14 @@ def test_rules_of_the_right_kind_give_the_same_numbers_in_every_mode() -> None:
     program.to_torch()(v).sum().backward()
     assert v.grad.tolist() == [12.0, 3.0]
     assert math.isnan(chainrule.compile(cube(x), [x])(math.nan))  # NaN data propagates, as IEEE says
+
+
+def test_the_explorer_writes_a_defop_ops_own_rule_as_its_local_derivative() -> None:
+    from chainrule.explorer.formulas import local_formula
+
+    cube = defop("cube_page", lambda m, x: x**3, lambda m, g, out, x: g * 3 * x**2)
+    assert local_formula(cube.op, 0, "y", ["x"]) == "3 * x ** 2"  # the rule, not its result check
+    page = chainrule.explore(cube(Value(2.0, label="x")))
+    assert "3 * x ** 2 = 12" in page.html and "own _backward" not in page.html
+    again = defop("cube_page", lambda m, x: x**3, lambda m, g, out, x: g * x * x * 3, replace=True)
+    assert local_formula(again.op, 0, "y", ["x"]) == "x * x * 3"  # the rules defined now
