@@ -127,6 +127,14 @@ def test_redefining_with_the_same_rules_keeps_pickles_loadable() -> None:
     assert y._prev[0].grad == 6.0
 
 
+def helper(x: float) -> float:
+    return x * 2.0
+
+
+def helper_rule(m: object, x: float) -> float:
+    return helper(x)
+
+
 def test_the_fingerprint_follows_the_rules() -> None:
     def rules(k: float) -> tuple[object, ...]:
         return (lambda m, x: x * k, lambda m, g, out, x: g * k, None)
@@ -136,4 +144,13 @@ def test_the_fingerprint_follows_the_rules() -> None:
     forward, derivative, _ = rules(2.0)
     assert fingerprint((forward, derivative, None)) != fingerprint((forward, derivative, lambda m, x: x < 0))
     assert fingerprint((forward, lambda m, g, out, x: g + 2.0, None)) != fingerprint(rules(2.0))
+    assert fingerprint((helper_rule, None)) == fingerprint((helper_rule, None))
+    before = fingerprint((helper_rule, None))
+    global helper  # noqa: PLW0603 - a module's helper function redefined, as a notebook cell would
+    saved = helper
+    try:
+        helper = lambda x: x * 3.0  # noqa: E731
+        assert fingerprint((helper_rule, None)) != before  # the helper a rule calls is part of it
+    finally:
+        helper = saved
     assert chainrule.OPS["tanh"].fingerprint == ""  # built-in rows pickle by name alone, as before

@@ -342,8 +342,12 @@ def _rule_text(rule: Any, depth: int) -> str:
         qualname = getattr(rule, "__qualname__", type(rule).__qualname__)
         return f"{getattr(rule, '__module__', '')}.{qualname}"
     parts = [_code_text(code)]
-    for value in (*(rule.__defaults__ or ()), *_captured(rule)) if plain else ():
-        parts.append(_rule_text(value, depth + 1) if callable(value) else _value_text(value))
+    if plain:
+        # what it captured, its defaults, and the functions of its module it calls (a helper)
+        helpers = [rule.__globals__.get(name) for name in code.co_names]
+        helpers = [h for h in helpers if isinstance(h, types.FunctionType) and h is not rule]
+        for value in (*(rule.__defaults__ or ()), *_captured(rule), *helpers):
+            parts.append(_rule_text(value, depth + 1) if callable(value) else _value_text(value))
     return "|".join(parts)
 
 
