@@ -154,3 +154,16 @@ def test_the_fingerprint_follows_the_rules() -> None:
     finally:
         helper = saved
     assert chainrule.OPS["tanh"].fingerprint == ""  # built-in rows pickle by name alone, as before
+
+
+class OldStylePickle:
+    """Pickles as an older chainrule pickled a defop op: by name, with no fingerprint."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (chainrule.ops.op_named, ("square_old",))
+
+
+def test_a_defop_op_pickled_without_a_fingerprint_loads_with_a_warning_saying_so() -> None:
+    square = defop("square_old", lambda m, x: x * x, lambda m, g, out, x: g * 2 * x)
+    with pytest.warns(UserWarning, match=r"'square_old' without a fingerprint .* unchecked"):
+        assert pickle.loads(pickle.dumps(OldStylePickle())) is square.op

@@ -19,6 +19,7 @@ as data propagate visibly, as in IEEE arithmetic, while log(-1) or sqrt(-2) rais
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -206,6 +207,13 @@ def op_named(name: str, fingerprint: str = "") -> Op:
             f"it first (chainrule.defop({name!r}, ...) with the rules the graph was built with), then load"
         )
     if op.fingerprint != fingerprint:
+        if not fingerprint:  # a defop op pickled by name alone (an older chainrule): say it is unchecked
+            warnings.warn(
+                f"unpickling: the graph names the op {name!r} without a fingerprint of its rules (it was "
+                f"pickled by an older chainrule): it runs the rules of the {name!r} defined now, unchecked",
+                stacklevel=2,
+            )
+            return op
         raise ValueError(
             f"unpickling: the op {name!r} defined now has other rules than the graph was built with "
             f"(redefined with defop(..., replace=True)?): define {name!r} with its original rules, then load"
