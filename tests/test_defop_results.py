@@ -200,6 +200,9 @@ def test_tensor_refuses_a_derivative_of_the_wrong_kind() -> None:
     misshapen = define("misshapen_tensor", lambda m, g, out, x: np.ones(4))
     with pytest.raises(TypeError, match=r"returned an array of shape \(4,\) on numpy arrays for operands"):
         misshapen(t).sum().backward()
+    nothing = defop("nothing_tensor", lambda m, x: None, lambda m, g, out, x: g)
+    with pytest.raises(TypeError, match=r"^nothing_tensor: its forward rule returned None on numpy arrays"):
+        nothing(t)
     single = define("single_tensor", lambda m, g, out, x: g, lambda m, x: (2.0 * x).astype(np.float32))
     assert single(t).data.dtype == np.float64
 
