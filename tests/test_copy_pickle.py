@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import sys
 
 import pytest
 
@@ -102,3 +103,71 @@ def test_copy_is_shallow() -> None:
     assert z is not y and z.data == y.data and z._prev == y._prev and z._prev[1] is a
     p = copy.copy(placeholder("p"))
     assert p.label == "p" and isinstance(p, chainrule.engine.Symbolic)
+
+
+# --- Tensor graphs ---------------------------------------------------------------------------------
+def tensor_graph() -> tuple[object, object, object]:
+    """A Tensor graph with every kind of row: table rows, @, an axis sum, a mean, reshape and transpose."""
+    np = need("numpy")
+    w = chainrule.Tensor(np.arange(6.0).reshape(2, 3) / 10, label="w")
+    x = chainrule.Tensor(np.array([1.0, -2.0, 0.5]), label="x", requires_grad=False)
+    h = (w @ x).tanh() + w.sum(axis=1) * w.mean()
+    loss = (h.reshape(2, 1).T * 2.0).sum()
+    loss.label = "loss"
+    return w, x, loss
+
+
+def test_a_tensor_graph_pickles_and_deep_copies_with_everything_it_holds() -> None:
+    np = need("numpy")
+    w, x, loss = tensor_graph()
+    loss.backward()
+    for twin in (pickle.loads(pickle.dumps(loss)), copy.deepcopy(loss)):
+        nodes = {n.label: n for n in chainrule.engine.topological_order(twin) if n.label}
+        w2, x2 = nodes["w"], nodes["x"]
+        assert twin is not loss and twin.label == "loss" and twin.data == loss.data
+        assert w2 is not w and np.array_equal(w2.data, w.data) and np.array_equal(w2.grad, w.grad)
+        assert x2.requires_grad is False and np.array_equal(x2.data, x.data)
+        kws = [n._kw for n in chainrule.engine.topological_order(twin) if n._operation is not None]
+        assert {"axis": (1,), "keepdims": False} in kws and {"shape": (2, 1)} in kws
+        assert [n._op for n in chainrule.engine.topological_order(twin)] == [
+            n._op for n in chainrule.engine.topological_order(loss)
+        ]
+        twin.backward()  # the copy's gradients are its own, and the same numbers again
+        assert np.array_equal(w2.grad, 2 * w.grad)
+    w.data[0, 0] = 99.0
+    assert w2.data[0, 0] != 99.0  # the copy has its own arrays
+
+
+@pytest.mark.parametrize("copier", ["deepcopy", "pickle"])
+def test_a_long_tensor_chain_copies_without_recursion(copier: str) -> None:
+    np = need("numpy")
+    assert sys.getrecursionlimit() <= 1000  # Python's default: nothing raised it
+    t = chainrule.Tensor(np.ones(3), label="t")
+    y = t
+    for i in range(10_000):
+        y = y * 1.0001 if i % 2 else y + 0.001
+    y = y.sum()
+    twin = copy.deepcopy(y) if copier == "deepcopy" else pickle.loads(pickle.dumps(y))
+    assert twin.data == y.data
+    twin.backward()
+    y.backward()
+    (t2,) = [n for n in chainrule.engine.topological_order(twin) if n.label == "t"]
+    assert np.array_equal(t2.grad, t.grad) and t2 is not t
+
+
+def test_tensor_graphs_pickled_together_share_their_leaves() -> None:
+    np = need("numpy")
+    w = chainrule.Tensor(np.ones(2), label="w")
+    a, b = (w * 3.0).sum(), (w + 1.0).tanh().mean()
+    a2, b2 = pickle.loads(pickle.dumps([a, b]))
+    assert a2._prev[0]._prev[0] is b2._prev[0]._prev[0]._prev[0]  # one w, as before pickling
+    c, d = copy.deepcopy([a, b])
+    assert c._prev[0]._prev[0] is d._prev[0]._prev[0]._prev[0]
+
+
+def test_a_tensor_copy_is_shallow() -> None:
+    np = need("numpy")
+    w = chainrule.Tensor(np.ones(2), label="w")
+    y = (w * 2.0).sum()
+    z = copy.copy(y)
+    assert z is not y and z.data is y.data and z._prev == y._prev and z._kw == y._kw and z.label == y.label

@@ -19,6 +19,7 @@ as data propagate visibly, as in IEEE arithmetic, while log(-1) or sqrt(-2) rais
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -48,6 +49,9 @@ class Op:
     # The Value/Tensor method a one-input row becomes ("" means its name: `v.tanh()`); two-input rows
     # become the operator `__<name>__` and its reflected form.
     method: str = ""
+    # A row made with `defop`: a digest of its rules (see `chainrule.userops.fingerprint`), stored in
+    # pickles so that loading a graph checks the op defined then has the same rules. "" for built-in rows.
+    fingerprint: str = ""
     hand_built: ClassVar[bool] = False  # a table row, not a node's hand-written `_backward`
 
     def __post_init__(self) -> None:
@@ -70,15 +74,25 @@ class Op:
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
 
+    def __copy__(self) -> Op:
+        return self  # a row is immutable: copies of a graph share it, as they share the table
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Op:
+        return self
+
     def __reduce__(self) -> Any:
-        # A table op is copied and pickled by name (its rules are lambdas, which pickle cannot
-        # store), so a deep-copied or unpickled graph points at the same rows of the table.
+        # A table op is pickled by name (its rules are lambdas, which pickle cannot store), so an
+        # unpickled graph points at the same rows of the table. A row made with defop also stores
+        # the fingerprint of its rules: loading checks the op of that name has the same rules
+        # (it may be undefined in the new process, or redefined with replace=True since).
+        if self.fingerprint:
+            return (op_named, (self.name, self.fingerprint))
         if OPS.get(self.name) is self:
             return (op_named, (self.name,))
         if TENSOR_OPS_BY_NAME.get(self.name) is self:
             return (tensor_op_named, (self.name,))
         fields = (self.name, self.symbol, self.arity, self.forward, self.derivatives, self.doc)
-        extra = (self.invalid, self.domain_text, self.error, self.linear, self.bilinear, self.method)
+        extra = (self.invalid, self.domain_text, self.error, self.linear, self.bilinear, self.method, "")
         return (Op, (*fields, *extra))
 
 
@@ -183,9 +197,28 @@ TABLE: tuple[Op, ...] = (
 OPS: dict[str, Op] = {op.name: op for op in TABLE}
 
 
-def op_named(name: str) -> Op:
-    """The table's op called `name` (how ops are unpickled)."""
-    return OPS[name]
+def op_named(name: str, fingerprint: str = "") -> Op:
+    """The table's op called `name` (how ops are unpickled), whose rules have `fingerprint` ("" for a
+    built-in row); a LookupError or ValueError saying what to do if there is no such op here."""
+    op = OPS.get(name)
+    if op is None:
+        raise LookupError(
+            f"unpickling: the graph uses the op {name!r}, which is not defined in this process: define "
+            f"it first (chainrule.defop({name!r}, ...) with the rules the graph was built with), then load"
+        )
+    if op.fingerprint != fingerprint:
+        if not fingerprint:  # a defop op pickled by name alone (an older chainrule): say it is unchecked
+            warnings.warn(
+                f"unpickling: the graph names the op {name!r} without a fingerprint of its rules (it was "
+                f"pickled by an older chainrule): it runs the rules of the {name!r} defined now, unchecked",
+                stacklevel=2,
+            )
+            return op
+        raise ValueError(
+            f"unpickling: the op {name!r} defined now has other rules than the graph was built with "
+            f"(redefined with defop(..., replace=True)?): define {name!r} with its original rules, then load"
+        )
+    return op
 
 
 # --- tensor-only operations ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ forward and derivative rules both take.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -380,6 +381,21 @@ class Tensor(Node):
         """The transpose: the axes reversed."""
         return self.transpose()
 
+    # --- copying and pickling: node by node, so that a long chain needs no recursion -----------
+    def __copy__(self) -> Tensor:
+        """A new node with the same data, label, operation and inputs (the arrays are shared)."""
+        twin = _new_node(self)
+        twin.data, twin._grad, twin._kw = self.data, self._grad, self._kw
+        twin._a, twin._b = self._a, self._b
+        return twin
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tensor:
+        """A copy of the whole graph below self, with its own arrays (nodes in `memo` are reused)."""
+        return _copy_graph(self, memo)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return _graph_reduce(self)
+
     # --- gradients ----------------------------------------------------------------------------
     def backward(self, grad: ArrayLike | None = None) -> None:
         """Add d(self)/d(node) into `.grad` of every node of the graph below self.
@@ -457,3 +473,69 @@ def _axes(t: Tensor, axis: Any, what: str) -> tuple[int, ...] | None:
     if len(set(out)) != len(out):
         raise ValueError(f"{what}: axis {axis} names an axis twice")
     return tuple(out)
+
+
+# --- copying and pickling -------------------------------------------------------------------------
+# Python's deepcopy and pickle follow `_a` and `_b` recursively, so a chain of a few thousand nodes
+# would exhaust the recursion limit. A graph is copied and pickled node by node in topological order
+# instead, as `chainrule.engine.copying` does for Values. Ops copy and pickle by name (`Op.__reduce__`).
+
+
+def _new_node(node: Tensor) -> Tensor:
+    """A node of node's class with node's label, flags and operation, and no scratch gradient yet."""
+    twin = type(node).__new__(type(node))
+    twin.label, twin.requires_grad, twin._operation = node.label, node.requires_grad, node._operation
+    twin._g = None
+    return twin
+
+
+def _copy_graph(root: Tensor, memo: dict[int, Any]) -> Tensor:
+    """A deep copy of the graph below `root`, each node copied after its inputs."""
+    for node in topological_order(root):
+        if id(node) in memo:
+            continue
+        twin = _new_node(node)
+        twin.data = copy.deepcopy(node.data, memo)
+        twin._grad = None if node._grad is None else copy.deepcopy(node._grad, memo)
+        twin._kw = node._kw if node._kw is _NO_KW else copy.deepcopy(node._kw, memo)
+        twin._a = None if node._a is None else memo[id(node._a)]
+        twin._b = None if node._b is None else memo[id(node._b)]
+        memo[id(node)] = twin
+    return memo[id(root)]
+
+
+def _graph_reduce(root: Tensor) -> tuple[Any, ...]:
+    """How a Tensor pickles: its graph as one flat list of rows, rebuilt by `_rebuild_graph`.
+
+    Leaves other than the root go into the list as themselves, so pickle stores each once and graphs
+    pickled together (a model's outputs) share their parameters again when loaded."""
+    order = topological_order(root)
+    index = {node: i for i, node in enumerate(order)}
+    rows: list[Any] = []
+    for node in order:
+        if node._a is None and node is not root:
+            rows.append(node)  # a leaf: pickled (once) by its own reduce
+            continue
+        inputs = tuple(index[t] for t in node._prev)
+        kw = None if node._kw is _NO_KW else node._kw
+        fields = (node.data, node.label, node.requires_grad, node._grad, node._operation, inputs, kw)
+        rows.append((type(node), *fields))
+    return (_rebuild_graph, (rows,))
+
+
+def _rebuild_graph(rows: list[Any]) -> Tensor:
+    """The graph `_graph_reduce` flattened, rebuilt; returns its root (the last row)."""
+    nodes: list[Tensor] = []
+    for row in rows:
+        if isinstance(row, Tensor):
+            nodes.append(row)
+            continue
+        cls, data, label, requires_grad, grad, op, inputs, kw = row
+        node = cls.__new__(cls)
+        node.data, node.label, node.requires_grad, node._grad = data, label, requires_grad, grad
+        node._operation, node._g = op, None
+        node._kw = _NO_KW if kw is None else kw
+        node._a = nodes[inputs[0]] if inputs else None
+        node._b = nodes[inputs[1]] if len(inputs) == 2 else None
+        nodes.append(node)
+    return nodes[-1]

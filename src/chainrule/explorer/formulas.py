@@ -9,6 +9,7 @@ next to a formula come from running the rule itself (`recorder.local_derivatives
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 
@@ -55,7 +56,14 @@ def local_formula(op: Op, i: int, out: str, inputs: Sequence[str]) -> str | None
     """
     if op.hand_built:
         return None
-    template = _TEMPLATES.get(op, DERIVATIVE, i, len(inputs))
+    templates = _TEMPLATES
+    if op.fingerprint:
+        # A row made with defop: its rules are wrapped in result checks (`chainrule.userops`), which
+        # are no arithmetic, so trace the user's own rules; afresh, since defop(..., replace=True)
+        # may have given the name other rules since.
+        unchecked = tuple(getattr(rule, "__wrapped__", rule) for rule in op.derivatives)
+        templates, op = RuleTemplates(), dataclasses.replace(op, derivatives=unchecked)
+    template = templates.get(op, DERIVATIVE, i, len(inputs))
     if template is None:
         return None
 
