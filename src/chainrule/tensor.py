@@ -30,7 +30,9 @@ from .engine import (
     GRAD_LOCK,
     Node,
     attach_table_methods,
+    flatten_graph,
     is_grad_enabled,
+    rebuild_nodes,
     rule_contributions,
     sweep,
     topological_order,
@@ -504,38 +506,27 @@ def _copy_graph(root: Tensor, memo: dict[int, Any]) -> Tensor:
     return memo[id(root)]
 
 
-def _graph_reduce(root: Tensor) -> tuple[Any, ...]:
-    """How a Tensor pickles: its graph as one flat list of rows, rebuilt by `_rebuild_graph`.
+def _row(node: Tensor, inputs: tuple[int, ...]) -> tuple[Any, ...]:
+    kw = None if node._kw is _NO_KW else node._kw
+    return (type(node), node.data, node.label, node.requires_grad, node._grad, node._operation, inputs, kw)
 
-    Leaves other than the root go into the list as themselves, so pickle stores each once and graphs
-    pickled together (a model's outputs) share their parameters again when loaded."""
-    order = topological_order(root)
-    index = {node: i for i, node in enumerate(order)}
-    rows: list[Any] = []
-    for node in order:
-        if node._a is None and node is not root:
-            rows.append(node)  # a leaf: pickled (once) by its own reduce
-            continue
-        inputs = tuple(index[t] for t in node._prev)
-        kw = None if node._kw is _NO_KW else node._kw
-        fields = (node.data, node.label, node.requires_grad, node._grad, node._operation, inputs, kw)
-        rows.append((type(node), *fields))
-    return (_rebuild_graph, (rows,))
+
+def _node(row: tuple[Any, ...], nodes: list[Tensor]) -> Tensor:
+    cls, data, label, requires_grad, grad, op, inputs, kw = row
+    node = cls.__new__(cls)
+    node.data, node.label, node.requires_grad, node._grad = data, label, requires_grad, grad
+    node._operation, node._g = op, None
+    node._kw = _NO_KW if kw is None else kw
+    node._a = nodes[inputs[0]] if inputs else None
+    node._b = nodes[inputs[1]] if len(inputs) == 2 else None
+    return node
+
+
+def _graph_reduce(root: Tensor) -> tuple[Any, ...]:
+    """How a Tensor pickles: its graph as one flat list of rows (the engine's `flatten_graph`)."""
+    return (_rebuild_graph, (flatten_graph(root, _row),))
 
 
 def _rebuild_graph(rows: list[Any]) -> Tensor:
     """The graph `_graph_reduce` flattened, rebuilt; returns its root (the last row)."""
-    nodes: list[Tensor] = []
-    for row in rows:
-        if isinstance(row, Tensor):
-            nodes.append(row)
-            continue
-        cls, data, label, requires_grad, grad, op, inputs, kw = row
-        node = cls.__new__(cls)
-        node.data, node.label, node.requires_grad, node._grad = data, label, requires_grad, grad
-        node._operation, node._g = op, None
-        node._kw = _NO_KW if kw is None else kw
-        node._a = nodes[inputs[0]] if inputs else None
-        node._b = nodes[inputs[1]] if len(inputs) == 2 else None
-        nodes.append(node)
-    return nodes[-1]
+    return rebuild_nodes(rows, _node)

@@ -19,6 +19,7 @@ backprop, copying, node.
 
 from .backprop import backward, gradients
 from .chain_rule import contributions, hand_built_contributions, rule_contributions, sweep
+from .copying import flatten_graph, rebuild_nodes
 from .layout import HandBuilt, Node, operation_of
 from .mode import GRAD_LOCK, enable_grad, is_grad_enabled, no_grad, set_observer
 from .node import (
@@ -60,6 +61,7 @@ __all__ = [
     "count_nodes",
     "depends_on",
     "enable_grad",
+    "flatten_graph",
     "gradient_order",
     "gradients",
     "hand_built_contributions",
@@ -74,6 +76,7 @@ __all__ = [
     "operation_of",
     "placeholder",
     "reading_order",
+    "rebuild_nodes",
     "rule_contributions",
     "set_observer",
     "sum",

@@ -51,14 +51,20 @@ def _fast_path_allowed(nested: bool) -> bool:
     return not nested and (observer is None or observer.checks() is None)
 
 
+def _fast(root: Any, accumulate: bool) -> list[Any]:
+    """The fast float sweep from `root`; returns the order it swept (gradients in `_g`, or in `.grad`)."""
+    order = gradient_order(root, zero_scratch=True)
+    root._g = 1.0
+    sweep_floats(order, accumulate)
+    return order
+
+
 def backward(root: Any, create_graph: bool = False) -> None:
     """Add d(root)/d(node) into `.grad` of every node below `root`: all of them, or (on error) none."""
     _check_root(root, "backward")
     with GRAD_LOCK, mode.sweeping() as nested:
         if not create_graph and _fast_path_allowed(nested):
-            order = gradient_order(root, zero_scratch=True)
-            root._g = 1.0
-            sweep_floats(order, accumulate=True)
+            _fast(root, accumulate=True)
             return
         order = gradient_order(root)
         grads = _reference(root, order, create_graph)
@@ -80,8 +86,5 @@ def gradients(root: Any, create_graph: bool = False) -> dict[Any, Any]:
     _check_root(root, "backward")
     with GRAD_LOCK, mode.sweeping() as nested:
         if not create_graph and _fast_path_allowed(nested):
-            order = gradient_order(root, zero_scratch=True)
-            root._g = 1.0
-            sweep_floats(order, accumulate=False)
-            return {node: node._g for node in order}
+            return {node: node._g for node in _fast(root, accumulate=False)}
         return _reference(root, gradient_order(root), create_graph)

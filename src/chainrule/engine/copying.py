@@ -122,12 +122,13 @@ def _contents(cell: types.CellType) -> Any:
 
 
 # --- pickling ---------------------------------------------------------------------------------------
-def graph_reduce(root: Any) -> tuple[Any, ...]:
-    """How a node pickles: its whole graph as one flat list, rebuilt by `rebuild_graph`.
+def flatten_graph(root: Any, row_of: Any) -> list[Any]:
+    """The graph below `root` as one flat list, each node after its inputs, for pickling without recursion.
 
-    Leaves other than the root go into the list as themselves, so pickle stores each once and
-    graphs pickled together (a model's outputs, a Program's inputs and output) share their
-    parameters and placeholders again when loaded; the nodes between are rebuilt per root.
+    Leaves other than the root go into the list as themselves, so pickle stores each once and graphs
+    pickled together (a model's outputs, a Program's inputs and output) share their parameters and
+    placeholders again when loaded; every other node becomes `row_of(node, input_positions)`.
+    Shared by `Value` and `Tensor` (each says what its row holds).
     """
     order = topological_order(root)
     index = {node: i for i, node in enumerate(order)}
@@ -135,42 +136,56 @@ def graph_reduce(root: Any) -> tuple[Any, ...]:
     for node in order:
         if node._a is None and node is not root:
             rows.append(node)  # a leaf: pickled (once) by its own reduce
-            continue
-        op = node._operation
-        if op is not None and op.hand_built:
-            op = ("hand-built", op.symbol, op.backward)
-        rows.append(
-            (
-                type(node),
-                node._data if has_data(node) else None,
-                node.grad,
-                node.requires_grad,
-                op,
-                None if node._a is None else tuple(index[c] for c in node._prev),
-                has_input_tuple(node),
-                user_attributes(node),
-            )
-        )
-    return (rebuild_graph, (rows,))
+        else:
+            rows.append(row_of(node, tuple(index[c] for c in node._prev)))
+    return rows
+
+
+def rebuild_nodes(rows: list[Any], node_of: Any) -> Any:
+    """The graph `flatten_graph` flattened, rebuilt with `node_of(row, nodes so far)`; returns its root."""
+    nodes: list[Any] = []
+    for row in rows:
+        nodes.append(row if isinstance(row, Node) else node_of(row, nodes))
+    return nodes[-1]
+
+
+def _value_row(node: Any, inputs: tuple[int, ...]) -> tuple[Any, ...]:
+    op = node._operation
+    if op is not None and op.hand_built:
+        op = ("hand-built", op.symbol, op.backward)
+    data = node._data if has_data(node) else None
+    return (
+        type(node),
+        data,
+        node.grad,
+        node.requires_grad,
+        op,
+        inputs,
+        has_input_tuple(node),
+        user_attributes(node),
+    )
+
+
+def _value_node(row: tuple[Any, ...], nodes: list[Any]) -> Any:
+    cls, data, grad, requires_grad, op, inputs, many, extra = row
+    node = _new(cls)
+    if data is not None:
+        node._data = data
+    node.grad, node.requires_grad = grad, requires_grad
+    if isinstance(op, tuple):  # a hand-built op: ("hand-built", symbol, closure)
+        op = HandBuilt(op[1], op[2])
+    node._operation = op
+    set_inputs(node, tuple(nodes[i] for i in inputs), many=many)
+    if extra:
+        node.__dict__.update(extra)
+    return node
+
+
+def graph_reduce(root: Any) -> tuple[Any, ...]:
+    """How a Value pickles: its whole graph as one flat list (`flatten_graph`), rebuilt by `rebuild_graph`."""
+    return (rebuild_graph, (flatten_graph(root, _value_row),))
 
 
 def rebuild_graph(rows: list[Any]) -> Any:
     """The graph `graph_reduce` flattened, rebuilt; returns its root (the last row)."""
-    nodes: list[Any] = []
-    for row in rows:
-        if isinstance(row, Node):
-            nodes.append(row)
-            continue
-        cls, data, grad, requires_grad, op, inputs, many, extra = row
-        node = _new(cls)
-        if data is not None:
-            node._data = data
-        node.grad, node.requires_grad = grad, requires_grad
-        if isinstance(op, tuple):  # a hand-built op: ("hand-built", symbol, closure)
-            op = HandBuilt(op[1], op[2])
-        node._operation = op
-        set_inputs(node, () if inputs is None else tuple(nodes[i] for i in inputs), many=many)
-        if extra:
-            node.__dict__.update(extra)
-        nodes.append(node)
-    return nodes[-1]
+    return rebuild_nodes(rows, _value_node)

@@ -373,17 +373,12 @@ class Value(Node):
     @property
     def _prev(self) -> tuple[Value, ...]:
         """The inputs of the op that made this node, in operand order (() for a leaf), as in micrograd."""
-        a, b = self._a, self._b
-        if a is None:
-            return ()
-        if b is None:
-            return (a,)
-        if b is MANY:
-            return a
-        if type(a) is float or type(b) is float:  # a number operand, stored as a float: make it a
-            a, b = _as_node(a), _as_node(b)  # constant Value once, so that it keeps its identity
-            self._a, self._b = a, b
-        return (a, b)
+        inputs = stored_inputs(self)
+        if len(inputs) == 2 and self._b is not MANY and float in (type(inputs[0]), type(inputs[1])):
+            # a number operand, stored as a float: make it a constant Value once, so that it keeps
+            # its identity from now on
+            inputs = self._a, self._b = _as_node(inputs[0]), _as_node(inputs[1])
+        return inputs
 
     @_prev.setter
     def _prev(self, children: tuple[Value, ...]) -> None:
