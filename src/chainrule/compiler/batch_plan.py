@@ -7,10 +7,14 @@ Interpreting the tape one instruction at a time would cost a numpy call per inst
    or *uniform* (parameters, constants and everything computed from them only, such as an L2
    penalty): uniform values are computed once per run, not once per sample.
 2. Sums of products are recognised from what the derivative table declares (`Op.linear`: a sum
-   with coefficients; `Op.bilinear`: a product): an n-ary `sum` (or a tree of `add`/`sub`/`neg`)
-   whose terms are products of a uniform weight and a varying value is one row of a matrix
-   product. All such sums at the same depth of the graph become one `SumsOfProductsStep`, the way
-   a layer of neurons is one `W @ X`.
+   with coefficients; `Op.bilinear`: a product): a linear node (an n-ary `sum`, or one `add`,
+   `sub` or `neg`) whose operands are products of a uniform weight and a varying value is one row
+   of a matrix product. All such sums at the same depth of the graph become one
+   `SumsOfProductsStep`, the way a layer of neurons is one `W @ X`. A sum takes in only its own
+   operands, never another linear node: merging `(x - x) + s` into one sum of x, -x, s would add in
+   another order than the graph does (and give 0.0 for s at x = 1e16). Additions are therefore
+   never re-associated across nodes; within one node the matrix product may add its terms in any
+   order (`sum_error_bound`, in `plan`, is how far that can move a result).
 3. The other instructions are grouped by (depth, op, operand buffers): each group is one
    `MapStep`, a call of the op's rule on a block of rows.
 4. Rows are laid out so that each step's results are consecutive rows of their buffer, and the
@@ -153,9 +157,10 @@ class BatchPlan:
     def _sums_of_products(self) -> dict[int, list[tuple[float, int | None, int]]]:
         """Which instructions become rows of a matrix product, with their terms.
 
-        A linear instruction absorbs the linear and product instructions below it that nobody else
-        uses; each term is (coefficient, weight slot or None, value slot). Absorbed instructions get
-        no step of their own."""
+        A linear instruction absorbs those of its own operands that are products with a uniform
+        factor and that nobody else uses; each term is (coefficient, weight slot or None, value
+        slot). Absorbed instructions get no step of their own. A linear operand (another sum) is
+        never absorbed: its terms would then be added in another order than eager's (issue #17)."""
         program, buffer_of = self.program, self.buffer_of
         instructions = program.instructions
         n_leaves = len(program.leaves)
@@ -174,19 +179,9 @@ class BatchPlan:
                 continue
             terms: list[tuple[float, int | None, int]] = []
             took: list[int] = []
-            stack = list(zip(reversed(ins.args), reversed(coeffs), strict=True))
-            while stack:  # bounded: each instruction is absorbed at most once
-                s, coef = stack.pop()
+            for s, coef in zip(ins.args, coeffs, strict=True):  # the terms in the node's own order
                 if s >= n_leaves and uses[s] == 1 and s not in outputs:
                     sub = instructions[s - n_leaves]
-                    sub_coeffs = coefficients(sub.op, len(sub.args))
-                    if sub_coeffs is not None:
-                        took.append(s)
-                        stack.extend(
-                            (a, coef * c)
-                            for a, c in zip(reversed(sub.args), reversed(sub_coeffs), strict=True)
-                        )
-                        continue
                     if sub.op.bilinear:
                         a, b = sub.args
                         if buffer_of[a] == UNIFORM or buffer_of[b] == UNIFORM:
