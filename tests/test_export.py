@@ -250,7 +250,8 @@ def _mixed_program() -> cr.Program:
 
 
 def _sparse_program() -> cr.Program:
-    """24 sums that each read 2 of 24 inputs: gathered sparse sums, with a scaled bias (- c)."""
+    """24 sums that each read 2 of 24 inputs, as two nodes (binary sums are never merged): gathered
+    sparse sums, the first with a scaled bias (- c), the second with a scaled term."""
     import random
 
     n = 24
@@ -258,7 +259,7 @@ def _sparse_program() -> cr.Program:
     rng = random.Random(4)
     ws = [Value(rng.uniform(-1, 1), label=f"w{i}") for i in range(2 * n)]
     c = Value(0.5, label="c")
-    sums = [ws[2 * i] * xs[i] - ws[2 * i + 1] * xs[(i + 1) % n] - c for i in range(n)]
+    sums = [(ws[2 * i] * xs[i] - c) - ws[2 * i + 1] * xs[(i + 1) % n] for i in range(n)]
     return cr.compile(cr.sum([s.tanh() for s in sums]), xs)
 
 

@@ -207,7 +207,8 @@ class BatchPlan:
                 continue
             if s in self.terms:
                 deps = [d for _, w, c in self.terms[s] for d in (w, c) if d is not None]
-                key: tuple[Any, ...] = (SUMS,)
+                # n-ary sums (neurons) apart from binary ones: only binary ones must add as eager does
+                key: tuple[Any, ...] = (SUMS, ins.op.arity is None)
             else:
                 deps = list(ins.args)
                 key = (ins.op.name, tuple(buffer_of[a] for a in ins.args))
@@ -216,7 +217,20 @@ class BatchPlan:
         return groups
 
     def _dense(self, slots: list[int]) -> bool:
-        """Whether a group of sums runs as a dense matrix product (else as gathered sparse sums)."""
+        """Whether a group of sums runs as a dense matrix product (else as gathered sparse sums).
+
+        A matrix product may add a row's terms in any order and fuse a product into an addition
+        (one rounding instead of two): allowed within an n-ary `sum` node, whose terms have no order
+        to keep (`plan.sum_error_bound`). A binary `add`/`sub` (or `neg`) must give eager's result
+        exactly, so it runs dense only where that cannot change a bit: a row with one varying term,
+        or varying terms that are all plain values (no product to fuse). Else sparse sums, which
+        round each product first and add a binary node's two terms as eager does."""
+        n_leaves = len(self.program.leaves)
+        if self.program.instructions[slots[0] - n_leaves].op.arity is not None:
+            for s in slots:
+                varying = [w for _, w, c in self.terms[s] if self.buffer_of[c] == VARYING]
+                if len(varying) > 1 and any(w is not None for w in varying):
+                    return False
         pairs, n_terms, columns = set(), 0, set()
         for r, s in enumerate(slots):
             for _, _, c in self.terms[s]:
