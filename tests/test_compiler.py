@@ -269,37 +269,48 @@ def test_mlp_becomes_matrix_products_and_matches_eager():
         assert c == pytest.approx(p.grad, rel=1e-12, abs=1e-14)
 
 
-def test_add_chains_with_subtraction_are_recognised_as_linear():
+def test_add_chains_are_computed_node_by_node_in_eagers_order():
+    """A chain of binary +/- is never merged into one sum (issue #17: that re-associates additions):
+    each node is its own step, which takes in its own products only and adds as eager does, bit for
+    bit. (Before the issue, the whole chain was one sparse sum of its five terms.)"""
     x, y = placeholder("x"), placeholder("y")
     w, v, b = Value(2.0), Value(-3.0), Value(0.5)
     out = (w * x - v * y + b - (x * v)).tanh()  # micrograd-style chained binary ops
     program = cr.compile(out, [x, y])
-    assert "sparse" in program.schedule()  # x appears twice in one sum: not a plain matrix entry
-    assert "matmul 1x2" in cr.compile((w * x - v * y + b).tanh(), [x, y]).schedule()
-    xs, ys = np.array([0.1, -0.2]), np.array([0.3, 0.05])
+    schedule = program.schedule()
+    # sub(w*x, v*y), add(., b), sub(., x*v), tanh: four steps; the two that fuse a product with
+    # another varying term run as sparse sums (each product rounded first, as eager does)
+    assert schedule.count("sparse sums of 2 terms") == 2 and "add(VU)" in schedule, schedule
+    assert schedule.splitlines()[0].startswith("batch plan: 4 steps"), schedule
+    # one product and a bias: a 1x1 matrix product is exact (one product, one addition)
+    assert "matmul 1x1" in cr.compile((w * x + b).tanh(), [x, y]).schedule()
+    rng = np.random.default_rng(5)
+    xs, ys = rng.normal(size=50) * 1e8, rng.normal(size=50)
     values, (gx, gy) = program.value_and_grad(xs, ys)
     gw = w.grad
     w.grad = 0.0
-    for i in range(2):
+    for i in range(len(xs)):
         vx, vy = Value(xs[i]), Value(ys[i])
         ref = (w * vx - v * vy + b - (vx * v)).tanh()
         ref.backward()
-        assert values[i] == pytest.approx(ref.data, rel=1e-12)
+        assert values[i] == ref.data  # exactly: the same additions in the same order
         assert (gx[i], gy[i]) == pytest.approx((vx.grad, vy.grad), rel=1e-12)
     assert gw == pytest.approx(w.grad, rel=1e-12)
 
 
 @pytest.mark.parametrize("layout", ["dense", "sparse"])
 @pytest.mark.parametrize(
-    "f",
+    ("f", "fuses"),
     [
-        lambda x, y, p, q: (y - p * x).tanh(),
-        lambda x, y, p, q: -(p * x) + y * q,
-        lambda x, y, p, q: y - (p * x - q) - p * q,
-        lambda x, y, p, q: cr.sum([p * x, -(q * y), p * q, -p]) * x,
+        # fuses: a binary node adds a product to another varying term. A matrix product could
+        # fuse them into one rounding, so such a node always runs as sparse sums (eager's result)
+        (lambda x, y, p, q: (y - p * x).tanh(), True),
+        (lambda x, y, p, q: -(p * x) + y * q, True),
+        (lambda x, y, p, q: y - (p * x - q) - p * q, False),
+        (lambda x, y, p, q: cr.sum([p * x, -(q * y), p * q, -p]) * x, False),
     ],
 )
-def test_signed_sums_of_products_in_both_layouts(layout, f, monkeypatch):
+def test_signed_sums_of_products_in_both_layouts(layout, f, fuses, monkeypatch):
     from chainrule.compiler import batch_plan
 
     if layout == "sparse":
@@ -308,7 +319,7 @@ def test_signed_sums_of_products_in_both_layouts(layout, f, monkeypatch):
     x, y = placeholder("x"), placeholder("y")
     p, q = Value(0.5), Value(-1.25)
     program = cr.compile(f(x, y, p, q), [x, y])
-    assert (layout == "sparse") == ("sparse" in program.schedule())
+    assert (layout == "sparse" or fuses) == ("sparse" in program.schedule())
     xs, ys = np.array([1.0, -0.5, 2.0]), np.array([2.0, 0.25, -1.0])
     values, (gx, gy) = program.value_and_grad(xs, ys)
     batch_grads = (p.grad, q.grad)

@@ -250,7 +250,8 @@ def _mixed_program() -> cr.Program:
 
 
 def _sparse_program() -> cr.Program:
-    """24 sums that each read 2 of 24 inputs: gathered sparse sums, with a scaled bias (- c)."""
+    """24 sums that each read 2 of 24 inputs, as two nodes (binary sums are never merged): gathered
+    sparse sums, the first with a scaled bias (- c), the second with a scaled term."""
     import random
 
     n = 24
@@ -258,7 +259,7 @@ def _sparse_program() -> cr.Program:
     rng = random.Random(4)
     ws = [Value(rng.uniform(-1, 1), label=f"w{i}") for i in range(2 * n)]
     c = Value(0.5, label="c")
-    sums = [ws[2 * i] * xs[i] - ws[2 * i + 1] * xs[(i + 1) % n] - c for i in range(n)]
+    sums = [(ws[2 * i] * xs[i] - c) - ws[2 * i + 1] * xs[(i + 1) % n] for i in range(n)]
     return cr.compile(cr.sum([s.tanh() for s in sums]), xs)
 
 
@@ -295,12 +296,14 @@ def test_every_kind_of_step_exports_exactly() -> None:
 
 
 # --- random graphs -------------------------------------------------------------------------------
-def _random_case(recipe: dict[str, Any], data: Any) -> tuple[cr.Program, list[Value], list[Any], float]:
+def _random_case(
+    recipe: dict[str, Any], data: Any, subnormal: bool = True
+) -> tuple[cr.Program, list[Value], list[Any], float]:
     program, params = program_and_params(recipe)
     batch = data.draw(st.integers(1, 5))
+    numbers = st.floats(-2, 2, allow_subnormal=subnormal)
     xs = [
-        np.array(data.draw(st.lists(st.floats(-2, 2), min_size=batch, max_size=batch)))
-        for _ in range(recipe["n_in"])
+        np.array(data.draw(st.lists(numbers, min_size=batch, max_size=batch))) for _ in range(recipe["n_in"])
     ]
     outs, in_grads, param_grads = reference(program, params, xs)
     scale = max(
@@ -315,7 +318,8 @@ def _random_case(recipe: dict[str, Any], data: Any) -> tuple[cr.Program, list[Va
 @given(recipe=recipes(), data=st.data())
 def test_jax_equals_the_program_on_random_graphs(recipe: dict[str, Any], data: Any) -> None:
     need("jax")
-    program, params, xs, scale = _random_case(recipe, data)
+    # no subnormal input: JAX on CPU flushes them to zero (abs'(5e-324) is 0.0 there, 1.0 in eager)
+    program, params, xs, scale = _random_case(recipe, data, subnormal=False)
     outs, in_grads, param_grads = reference(program, params, xs)
     fn, theta = export().to_jax(program)
     assert close(theta, [p.data for p in program.parameters])

@@ -7,10 +7,14 @@ Interpreting the tape one instruction at a time would cost a numpy call per inst
    or *uniform* (parameters, constants and everything computed from them only, such as an L2
    penalty): uniform values are computed once per run, not once per sample.
 2. Sums of products are recognised from what the derivative table declares (`Op.linear`: a sum
-   with coefficients; `Op.bilinear`: a product): an n-ary `sum` (or a tree of `add`/`sub`/`neg`)
-   whose terms are products of a uniform weight and a varying value is one row of a matrix
-   product. All such sums at the same depth of the graph become one `SumsOfProductsStep`, the way
-   a layer of neurons is one `W @ X`.
+   with coefficients; `Op.bilinear`: a product): a linear node (an n-ary `sum`, or one `add`,
+   `sub` or `neg`) whose operands are products of a uniform weight and a varying value is one row
+   of a matrix product. All such sums at the same depth of the graph become one
+   `SumsOfProductsStep`, the way a layer of neurons is one `W @ X`. A sum takes in only its own
+   operands, never another linear node: merging `(x - x) + s` into one sum of x, -x, s would add in
+   another order than the graph does (and give 0.0 for s at x = 1e16). Additions are therefore
+   never re-associated across nodes; within one node the matrix product may add its terms in any
+   order (`sum_error_bound`, in `plan`, is how far that can move a result).
 3. The other instructions are grouped by (depth, op, operand buffers): each group is one
    `MapStep`, a call of the op's rule on a block of rows.
 4. Rows are laid out so that each step's results are consecutive rows of their buffer, and the
@@ -153,9 +157,10 @@ class BatchPlan:
     def _sums_of_products(self) -> dict[int, list[tuple[float, int | None, int]]]:
         """Which instructions become rows of a matrix product, with their terms.
 
-        A linear instruction absorbs the linear and product instructions below it that nobody else
-        uses; each term is (coefficient, weight slot or None, value slot). Absorbed instructions get
-        no step of their own."""
+        A linear instruction absorbs those of its own operands that are products with a uniform
+        factor and that nobody else uses; each term is (coefficient, weight slot or None, value
+        slot). Absorbed instructions get no step of their own. A linear operand (another sum) is
+        never absorbed: its terms would then be added in another order than eager's (issue #17)."""
         program, buffer_of = self.program, self.buffer_of
         instructions = program.instructions
         n_leaves = len(program.leaves)
@@ -174,19 +179,9 @@ class BatchPlan:
                 continue
             terms: list[tuple[float, int | None, int]] = []
             took: list[int] = []
-            stack = list(zip(reversed(ins.args), reversed(coeffs), strict=True))
-            while stack:  # bounded: each instruction is absorbed at most once
-                s, coef = stack.pop()
+            for s, coef in zip(ins.args, coeffs, strict=True):  # the terms in the node's own order
                 if s >= n_leaves and uses[s] == 1 and s not in outputs:
                     sub = instructions[s - n_leaves]
-                    sub_coeffs = coefficients(sub.op, len(sub.args))
-                    if sub_coeffs is not None:
-                        took.append(s)
-                        stack.extend(
-                            (a, coef * c)
-                            for a, c in zip(reversed(sub.args), reversed(sub_coeffs), strict=True)
-                        )
-                        continue
                     if sub.op.bilinear:
                         a, b = sub.args
                         if buffer_of[a] == UNIFORM or buffer_of[b] == UNIFORM:
@@ -212,7 +207,8 @@ class BatchPlan:
                 continue
             if s in self.terms:
                 deps = [d for _, w, c in self.terms[s] for d in (w, c) if d is not None]
-                key: tuple[Any, ...] = (SUMS,)
+                # n-ary sums (neurons) apart from binary ones: only binary ones must add as eager does
+                key: tuple[Any, ...] = (SUMS, ins.op.arity is None)
             else:
                 deps = list(ins.args)
                 key = (ins.op.name, tuple(buffer_of[a] for a in ins.args))
@@ -221,7 +217,20 @@ class BatchPlan:
         return groups
 
     def _dense(self, slots: list[int]) -> bool:
-        """Whether a group of sums runs as a dense matrix product (else as gathered sparse sums)."""
+        """Whether a group of sums runs as a dense matrix product (else as gathered sparse sums).
+
+        A matrix product may add a row's terms in any order and fuse a product into an addition
+        (one rounding instead of two): allowed within an n-ary `sum` node, whose terms have no order
+        to keep (`plan.sum_error_bound`). A binary `add`/`sub` (or `neg`) must give eager's result
+        exactly, so it runs dense only where that cannot change a bit: a row with one varying term,
+        or varying terms that are all plain values (no product to fuse). Else sparse sums, which
+        round each product first and add a binary node's two terms as eager does."""
+        n_leaves = len(self.program.leaves)
+        if self.program.instructions[slots[0] - n_leaves].op.arity is not None:
+            for s in slots:
+                varying = [w for _, w, c in self.terms[s] if self.buffer_of[c] == VARYING]
+                if len(varying) > 1 and any(w is not None for w in varying):
+                    return False
         pairs, n_terms, columns = set(), 0, set()
         for r, s in enumerate(slots):
             for _, _, c in self.terms[s]:

@@ -15,12 +15,18 @@ JAX and PyTorch exports, `chainrule.export`, do) without knowing chainrule's own
 - a `SumsGroup` is k sums of `coefficient * weight * value` terms, run as one matrix product
   `W @ X` (dense) or as gathered per-sum sums (sparse), plus a bias from the uniform terms.
 
+A sum is one node of the graph and its own products, never several nodes merged (that would add in
+another order than eager does). A binary `+`/`-` gives eager's result exactly; an n-ary `sum` node may
+add its n terms in another order, which moves it at most `sum_error_bound(terms)` from eager's value.
+
 This module imports nothing of the compiler: the planner (`batch_plan`) and the steps
 (`batch_steps`) build a `Plan` through `PlanBuilder`, and readers need only this file.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +43,37 @@ __all__ = [
     "PlanBuilder",
     "Read",
     "SumsGroup",
+    "sum_error_bound",
 ]
 
 UNIFORM, VARYING = 0, 1  # the two buffers: one value for the whole batch, or one per sample
 ZERO_ROW, ONE_ROW = 0, 1  # fixed rows of the uniform buffer: 0.0 (padding in W) and 1.0 (coefficient 1)
 FIXED_ROWS = 2  # the uniform buffer starts with ZERO_ROW and ONE_ROW, then the parameters
+
+
+UNIT_ROUNDOFF = 2.0**-53  # the largest relative error of one float64 operation
+SMALLEST_SUBNORMAL = 2.0**-1074  # the spacing of float64 numbers below the normal range
+SMALLEST_NORMAL = 2.0**-1022  # below it, an engine that flushes subnormals to zero makes them 0.0
+
+
+def sum_error_bound(terms: Iterable[float], flushes_subnormals: bool = False) -> float:
+    """How far batch mode or an export may put one n-ary `sum` node from eager's value.
+
+    `terms` are the n values eager adds (the node's operands, a product `w * x` as eager rounded it).
+    The bound is `n * (2**-53 * sum(|terms|) + tiny)`: what adding them in another order can do,
+    2**-53 per addition relative to the largest partial sum; and `tiny`, the absolute error of a
+    product fused into an addition in the subnormal range (2**-1074), or 2**-1022 for an engine that
+    flushes subnormal numbers to zero (`flushes_subnormals`, JAX on CPU). Infinite where a term is not
+    finite or the absolute sum overflows: nothing is bounded there."""
+    values = [abs(float(t)) for t in terms]
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    try:
+        total = math.fsum(values)
+    except OverflowError:  # fsum refuses an intermediate overflow: the absolute sum is past float64
+        return math.inf
+    tiny = SMALLEST_NORMAL if flushes_subnormals else SMALLEST_SUBNORMAL
+    return len(values) * (UNIT_ROUNDOFF * total + tiny)
 
 
 @dataclass(frozen=True)

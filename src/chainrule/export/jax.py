@@ -98,7 +98,10 @@ def to_jax(program: Any, *, check: bool = False) -> tuple[Callable[..., Any], An
         return rules[op](*xs)
 
     def segment_sum(x: Any, ids: Any, k: int) -> Any:
-        return jax.ops.segment_sum(x, ids, num_segments=k, indices_are_sorted=True)
+        # a scatter-add into zeros: behind the barrier, because XLA would otherwise start it from
+        # the next node's other operand (scatter(y, ...) for scatter(0, ...) + y), adding across nodes
+        sums = jax.ops.segment_sum(x, ids, num_segments=k, indices_are_sorted=True)
+        return jax.lax.optimization_barrier(sums)
 
     # index arrays stay numpy: inside jit they become constants of the compiled program
     engine = ArrayEngine(
@@ -118,7 +121,9 @@ def to_jax(program: Any, *, check: bool = False) -> tuple[Callable[..., Any], An
         batch = next((x.shape[0] for x in xs if x.ndim == 1), None)
         width = 1 if batch is None else batch
         ordered = theta if plan.theta_order is None else theta[plan.arrays[plan.theta_order]]
-        uniform = jnp.concatenate([fixed, ordered, constants])[:, None]
+        # behind a barrier XLA sees no constant: it would otherwise fold (x + 1e300) - 1e300 into
+        # x + (1e300 - 1e300), adding in another order than the graph (and give x, not 0.0)
+        uniform = jax.lax.optimization_barrier(jnp.concatenate([fixed, ordered, constants]))[:, None]
         varying = jnp.stack([jnp.broadcast_to(x, (width,)) for x in xs]) if xs else jnp.zeros((0, width), f64)
         outs = tuple(o if batch is not None else o[0] for o in run(plan, engine, uniform, varying, width))
         return outs[0] if plan.single else outs
