@@ -1,0 +1,613 @@
+"""The differential check: random graphs through every engine agree with the eager engine.
+
+Each seed of `SEEDS` is one case: a random graph (every row of `chainrule.TABLE`, ops made with
+`chainrule.defop`, shared subexpressions; or layer-shaped, with shared, frozen and constant weights)
+and a batch of inputs, hostile ones (NaN, +-inf, +-0.0, +-1e300, subnormals, large cancelling pairs)
+in a quarter of the cases. The graph runs on every engine: eager `backward()` per sample (the
+reference), float mode (generated code and the interpreter), batch mode, `loss_and_grad`, `Tensor`,
+`to_jax` and `to_torch`. Where eager gives a finite number the others agree with it (float mode bit
+for bit, the array engines within `close`); where eager gives NaN or inf they give the same; where
+eager raises a domain error, every engine that checks domains raises too (batch engines naming a
+batch index eager raised at). docs/reliability.md ("Every engine computes what eager computes")
+lists the conventions found. A failure names its seed: rerun it with `-k "seed_17"`.
+
+`test_batch_mode_keeps_each_node_and_reorders_only_inside_a_sum` holds docs/compiled.md's bound:
+with every node an output, each binary node of batch mode is the IEEE operation on its operands, and
+each n-ary sum is within n * 2^-53 * sum(|terms|) of the exact sum of its terms.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+import chainrule as cr
+from chainrule import TABLE, DomainError, Value, placeholder
+from conftest import float_runner, need
+from op_cases import case
+
+np = need("numpy")
+
+SEEDS = range(64)  # fixed: CI explores the same cases every run; a failure names its seed
+BATCH = 4  # samples per case
+U = 2.0**-53  # the unit roundoff of float64
+# The array engines evaluate the same rules with numpy's, JAX's or PyTorch's elementary functions,
+# which differ from math's by a few ulps; through a graph of a dozen ops these grow to about 1e-13
+# relative to the largest number in the graph. 1e-11 leaves room and still catches any wrong rule.
+RTOL = 1e-11
+ATOL = 1e-11  # times the largest magnitude of a node's value or gradient in eager's graph
+# numbers that break naive code: signed zeros, subnormals, huge, infinite, NaN
+HOSTILE = (0.0, -0.0, 5e-324, -2.5e-310, 1e300, -1e300, math.inf, -math.inf, math.nan)
+CANCELLING = (1e300, 2.0**60, 1e16)  # x and -x in one sample: sums of them cancel
+DOMAIN_ERRORS = (DomainError, ZeroDivisionError)
+
+
+# --- ops made with defop --------------------------------------------------------------------
+@dataclass(frozen=True)
+class UserOp:
+    """A `defop` op for the graphs: its function, and how to apply it to earlier nodes in its domain."""
+
+    apply: Callable[..., Any]
+    recipe: Callable[[Any, Any, Any, float], Any]
+
+    @property
+    def op(self) -> cr.Op:
+        return self.apply.op
+
+
+def define_user_ops() -> dict[str, UserOp]:
+    """Three ops defined at run time: smooth, binary, and one with a domain (so it can raise)."""
+    cube = cr.defop("diff_cube", lambda m, a: a * a * a, lambda m, g, out, a: g * 3 * a * a)
+    scaled_sin = cr.defop(
+        "diff_scaled_sin",
+        lambda m, a, b: a * m.sin(b),
+        lambda m, g, out, a, b: g * m.sin(b),
+        lambda m, g, out, a, b: g * a * m.cos(b),
+    )
+    rsqrt = cr.defop(
+        "diff_rsqrt",
+        lambda m, a: 1 / m.sqrt(a),
+        lambda m, g, out, a: g * -0.5 * out / a,
+        invalid=lambda m, a: a <= 0,
+        domain="x > 0",
+    )
+    return {
+        "diff_cube": UserOp(cube, lambda a, b, c, k: cube(a.tanh())),
+        "diff_scaled_sin": UserOp(scaled_sin, lambda a, b, c, k: scaled_sin(a, b)),
+        "diff_rsqrt": UserOp(rsqrt, lambda a, b, c, k: rsqrt(a * a + 0.5)),
+    }
+
+
+# --- a case: the graph as data, built on any kind of leaf -------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """One node: op `name` on earlier nodes `args`; `raw` spells the op directly (it may leave its
+    domain), otherwise its recipe keeps the operands inside the domain (k is the recipe's number)."""
+
+    name: str
+    args: tuple[int, ...]
+    k: float = 0.0
+    raw: bool = False
+
+
+@dataclass
+class Case:
+    """A random graph and a batch of inputs; leaves are the inputs, then the weights."""
+
+    seed: int
+    shape: str  # "table" (random ops) or "layers" (neurons)
+    hostile: bool
+    n_in: int
+    weights: list[float]
+    kinds: list[str]  # per weight: "param", "frozen" (after compiling) or "constant" (before)
+    steps: list[Step]
+    samples: list[list[float]]
+    root: list[int] = field(default_factory=list)  # the nodes summed into the output
+
+    @property
+    def n_leaves(self) -> int:
+        return self.n_in + len(self.weights)
+
+    def __str__(self) -> str:
+        return f"seed {self.seed} ({self.shape}{', hostile' if self.hostile else ''})"
+
+
+def table_steps(rng: random.Random, n: int, names: Sequence[str], hostile: bool) -> list[Step]:
+    steps = []
+    for _ in range(rng.randint(4, 14)):
+        # operands mostly among the last few nodes (deep graphs), sometimes any earlier node (sharing)
+        args = tuple(
+            rng.randrange(max(0, n - 4), n) if rng.random() < 0.7 else rng.randrange(n) for _ in range(3)
+        )
+        steps.append(Step(rng.choice(names), args, rng.uniform(-2, 2), raw=hostile and rng.random() < 0.3))
+        n += 1
+    return steps
+
+
+def layer_steps(rng: random.Random, n_in: int, n_weights: int, hostile: bool) -> list[Step]:
+    """Two dense layers of neurons `act(sum(w*h) + b)` whose weights are the leaves after the inputs
+    (some weights reused by several neurons: shared), the last layer linear."""
+    acts = ["tanh", "relu", "sigmoid", "softplus", "diff_cube"] + (
+        ["log", "sqrt", "diff_rsqrt"] if hostile else []
+    )
+    steps: list[Step] = []
+    n = n_in + n_weights
+    used = 0
+    hidden = list(range(n_in))
+    for width, last in ((rng.randint(2, 3), False), (1, True)):
+        outs = []
+        for _ in range(width):
+            terms = []
+            for h in hidden:
+                w = n_in + (used % n_weights if rng.random() < 0.85 else rng.randrange(n_weights))
+                used += 1
+                steps.append(Step("mul", (w, h), raw=True))
+                terms.append(n)
+                n += 1
+            bias = n_in + used % n_weights
+            used += 1
+            steps.append(Step("sum", (*terms, bias), raw=True))
+            n += 1
+            if not last:
+                steps.append(Step(rng.choice(acts), (n - 1,), raw=True))
+                n += 1
+            outs.append(n - 1)
+        hidden = outs
+    return steps
+
+
+def hostile_row(rng: random.Random, n_in: int) -> list[float]:
+    row = [rng.uniform(-2, 2) for _ in range(n_in)]
+    if n_in >= 2 and rng.random() < 0.4:
+        big = rng.choice(CANCELLING)
+        i, j = rng.sample(range(n_in), 2)
+        row[i], row[j] = big, -big
+    for i in range(n_in):
+        if rng.random() < 0.4:
+            row[i] = rng.choice(HOSTILE)
+    return row
+
+
+def make_case(seed: int, names: Sequence[str]) -> Case:
+    rng = random.Random(seed)
+    shape = "layers" if seed % 3 == 2 else "table"
+    hostile = seed % 4 == 3
+    n_in = rng.randint(1, 3)
+    n_weights = rng.randint(1, 4) if shape == "table" else rng.randint(3, 8)
+    weights = [round(rng.uniform(-1.5, 1.5), 3) for _ in range(n_weights)]
+    kinds = [rng.choice(("param", "param", "frozen", "constant")) for _ in weights]
+    if shape == "table":
+        steps = table_steps(rng, n_in + n_weights, names, hostile)
+    else:
+        steps = layer_steps(rng, n_in, n_weights, hostile)
+    samples = [
+        hostile_row(rng, n_in) if hostile else [rng.uniform(-2, 2) for _ in range(n_in)] for _ in range(BATCH)
+    ]
+    return Case(seed, shape, hostile, n_in, weights, kinds, steps, samples)
+
+
+# --- building the graph on Values, placeholders or Tensors ---------------------------------------
+def value_sum(xs: Sequence[Any]) -> Any:
+    return cr.sum(xs)
+
+
+def tensor_sum(xs: Sequence[Any]) -> Any:
+    """Tensor has no n-ary sum node: a left fold of `+` adds in the n-ary sum's order, exactly."""
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x
+    return total
+
+
+class Ops:
+    """The op of each step name: a row of the table or a `defop` op, with its spelling and recipe."""
+
+    def __init__(self, user: dict[str, UserOp]) -> None:
+        self.user = user
+        self.table = {op.name: op for op in TABLE}
+        self.names = sorted(self.table) + sorted(user)
+
+    def op(self, name: str) -> cr.Op:
+        return self.user[name].op if name in self.user else self.table[name]
+
+    def node(self, step: Step, nodes: Sequence[Any], total: Callable[[Sequence[Any]], Any]) -> Any:
+        xs = [nodes[i] for i in step.args]
+        op = self.op(step.name)
+        if op.arity is None:  # the n-ary sum
+            return total(xs)
+        if step.name in self.user:
+            entry = self.user[step.name]
+            return entry.apply(*xs[: op.arity]) if step.raw else entry.recipe(*xs, step.k)
+        if step.raw:
+            return case(op).spell(*xs[: op.arity])
+        return case(op).build(op, *xs, step.k)
+
+
+def build(c: Case, ops: Ops, leaves: Sequence[Any], total: Callable[[Sequence[Any]], Any]) -> list[Any]:
+    nodes = list(leaves)
+    for step in c.steps:
+        nodes.append(ops.node(step, nodes, total))
+    return nodes
+
+
+def root_of(nodes: Sequence[Any], root: Sequence[int], total: Callable[[Sequence[Any]], Any]) -> Any:
+    return nodes[root[0]] if len(root) == 1 else total([nodes[i] for i in root])
+
+
+def choose_root(c: Case, ops: Ops) -> None:
+    """The output sums every node no other node uses (so no step is dead code), and input 0 if no
+    path reaches it (so every engine's output has the batch's shape)."""
+    holders = [placeholder(f"leaf{i}") for i in range(c.n_leaves)]  # nothing is computed
+    nodes = build(c, ops, holders, value_sum)
+    used = {id(child) for node in nodes for child in node._prev}
+    root = [i for i in range(c.n_leaves, len(nodes)) if id(nodes[i]) not in used]
+    seen, stack = set(), [nodes[i] for i in root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node._prev)
+    c.root = root if id(nodes[0]) in seen else [*root, 0]
+
+
+# --- eager, the reference ----------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What eager gives for one sample: the output, input and weight gradients, or the error."""
+
+    value: float = 0.0
+    input_grads: list[float] = field(default_factory=list)
+    weight_grads: list[float] = field(default_factory=list)
+    error: BaseException | None = None
+    scale: float = 0.0  # the largest finite magnitude of a node's value or gradient
+
+
+def eager(c: Case, ops: Ops, xs: Sequence[float]) -> Outcome:
+    inputs = [Value(x) for x in xs]
+    weights = [Value(w, requires_grad=kind == "param") for w, kind in zip(c.weights, c.kinds, strict=True)]
+    try:
+        nodes = build(c, ops, [*inputs, *weights], value_sum)
+        root = root_of(nodes, c.root, value_sum)
+        root.backward()
+    except DOMAIN_ERRORS as exc:
+        return Outcome(error=exc)
+    magnitudes = [abs(v) for n in nodes for v in (n.data, n.grad) if math.isfinite(v)]
+    return Outcome(
+        root.data, [x.grad for x in inputs], [w.grad for w in weights], scale=max(magnitudes, default=0.0)
+    )
+
+
+# --- comparing ------------------------------------------------------------------------------
+def bits(x: float) -> bytes:
+    """A number's bit pattern (equal bits: also the same sign of zero); every NaN is one pattern, since
+    IEEE 754 leaves a NaN's sign and payload to the operand order of the hardware's instruction."""
+    return b"nan" if math.isnan(x) else struct.pack("<d", x)
+
+
+def close(got: float, want: float, scale: float) -> bool:
+    """Agreement of an array engine with eager: the same NaN or inf, or finite and within tolerance."""
+    got = float(got)
+    if math.isnan(want) or math.isinf(want):
+        return bits(got) == bits(want)
+    return math.isfinite(got) and abs(got - want) <= RTOL * abs(want) + ATOL * scale
+
+
+def same_error(got: BaseException, want: BaseException, c: Case, ops: Ops) -> bool:
+    """Whether an engine's error is eager's (its message begins with eager's). A sample that leaves
+    the domain at two ops may be refused at either: eager raises at the first op built, compiled
+    programs at the first in their own topological order; the message then names the other op,
+    which must be a domain-limited op of this graph."""
+    if str(got).startswith(str(want)):
+        return True
+    named = str(got).split(":")[0]
+    return any(
+        ops.op(step.name).name == named and ops.op(step.name).invalid is not None for step in c.steps
+    ) or (isinstance(got, ZeroDivisionError) and any(step.name == "truediv" for step in c.steps))
+
+
+class Report:
+    """Collects disagreements so a failing case lists all of them, under its seed."""
+
+    def __init__(self, c: Case) -> None:
+        self.case = c
+        self.problems: list[str] = []
+
+    def check(self, ok: bool, engine: str, what: str, got: Any, want: Any) -> None:
+        if not ok:
+            self.problems.append(f"{engine}: {what}: got {got!r}, eager {want!r}")
+
+    def raises(self, engine: str, run: Callable[[], Any], bad: set[int], types: Any = DOMAIN_ERRORS) -> None:
+        """`run` must raise a domain error naming one of the batch indices `bad` (if batch-shaped)."""
+        try:
+            run()
+        except types as exc:
+            named = [s for s in bad if f"batch index {s}" in str(exc)]
+            if len(bad) and not named and "batch index" in str(exc):
+                self.problems.append(f"{engine}: raised at another sample than eager ({bad}): {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - reported with the seed
+            self.problems.append(f"{engine}: raised {type(exc).__name__}: {exc}, eager a domain error")
+            return
+        self.problems.append(f"{engine}: no error, eager raised at samples {sorted(bad)}")
+
+    def done(self) -> None:
+        if self.problems:
+            lines = "\n".join(self.problems[:20])
+            pytest.fail(f"{self.case}: rerun with -k seed_{self.case.seed}\n{lines}", pytrace=False)
+
+
+# --- the engines ------------------------------------------------------------------------------
+class Compiled:
+    """The graph compiled on placeholders, its weights Values (frozen ones frozen after compiling)."""
+
+    def __init__(self, c: Case, ops: Ops) -> None:
+        self.holders = [placeholder(f"x{i}") for i in range(c.n_in)]
+        self.weights = [
+            Value(w, requires_grad=kind != "constant") for w, kind in zip(c.weights, c.kinds, strict=True)
+        ]
+        nodes = build(c, ops, [*self.holders, *self.weights], value_sum)
+        self.program = cr.compile(root_of(nodes, c.root, value_sum), self.holders)
+        for w, kind in zip(self.weights, c.kinds, strict=True):
+            if kind == "frozen":
+                w.requires_grad = False
+        # where each weight sits in theta (Program.parameters), for the functional engines
+        slots = {id(p): i for i, p in enumerate(self.program.parameters)}
+        self.theta_slot = [slots.get(id(w)) for w in self.weights]
+
+    def zero_grads(self) -> None:
+        for w in self.weights:
+            w.grad = 0.0
+
+    def weight_grads(self) -> list[float]:
+        return [w.grad for w in self.weights]
+
+
+def check_float_mode(c: Case, ops: Ops, outcomes: list[Outcome], report: Report) -> None:
+    """Float mode, both runners: eager's numbers bit for bit, eager's errors with eager's message."""
+    for runner in ("generated", "interpreted"):
+        compiled = Compiled(c, ops)
+        engine = f"float mode ({runner})"
+        with float_runner(runner):
+            for s, (xs, want) in enumerate(zip(c.samples, outcomes, strict=True)):
+                compiled.zero_grads()
+                if want.error is not None:
+                    try:
+                        compiled.program.value_and_grad(*xs)
+                    except DOMAIN_ERRORS as exc:
+                        report.check(
+                            same_error(exc, want.error, c, ops),
+                            engine,
+                            f"sample {s} error",
+                            str(exc),
+                            str(want.error),
+                        )
+                    else:
+                        report.check(False, engine, f"sample {s}", "no error", str(want.error))
+                    continue
+                value, grads = compiled.program.value_and_grad(*xs)
+                report.check(bits(value) == bits(want.value), engine, f"sample {s} value", value, want.value)
+                report.check(
+                    list(map(bits, grads)) == list(map(bits, want.input_grads)),
+                    engine,
+                    f"sample {s} input grads",
+                    grads,
+                    want.input_grads,
+                )
+                got_w = compiled.weight_grads()
+                report.check(
+                    list(map(bits, got_w)) == list(map(bits, want.weight_grads)),
+                    engine,
+                    f"sample {s} weight grads",
+                    got_w,
+                    want.weight_grads,
+                )
+                forward = compiled.program(*xs)
+                report.check(
+                    bits(forward) == bits(want.value), engine, f"sample {s} forward", forward, want.value
+                )
+
+
+@dataclass
+class Batch:
+    """The engines' results on a batch: outputs, input gradients, weight gradients (None: not given)."""
+
+    values: Any
+    input_grads: Sequence[Any]
+    weight_grads: Sequence[float | None]
+
+
+def compare_batch(engine: str, got: Batch, outcomes: list[Outcome], c: Case, report: Report) -> None:
+    scale = max(o.scale for o in outcomes)
+    for s, want in enumerate(outcomes):
+        report.check(
+            close(got.values[s], want.value, scale),
+            engine,
+            f"sample {s} value",
+            float(got.values[s]),
+            want.value,
+        )
+        for i in range(c.n_in):
+            g = float(got.input_grads[i][s])
+            report.check(
+                close(g, want.input_grads[i], scale),
+                engine,
+                f"sample {s} grad of x{i}",
+                g,
+                want.input_grads[i],
+            )
+    for j, g in enumerate(got.weight_grads):
+        if g is None:
+            continue
+        # the batch engines sum a weight's gradient over the samples in their own order
+        want = (
+            math.fsum(o.weight_grads[j] for o in outcomes)
+            if all(math.isfinite(o.weight_grads[j]) for o in outcomes)
+            else sum(o.weight_grads[j] for o in outcomes)
+        )
+        report.check(
+            close(g, want, scale * len(outcomes)), engine, f"grad of weight {j} ({c.kinds[j]})", g, want
+        )
+
+
+def run_batch_mode(compiled: Compiled, columns: list[Any]) -> Batch:
+    compiled.zero_grads()
+    values, grads = compiled.program.value_and_grad(*columns)
+    return Batch(values, grads, compiled.weight_grads())
+
+
+def run_loss_and_grad(compiled: Compiled, columns: list[Any]) -> Batch:
+    theta = compiled.program.parameter_array()
+    total, dtheta = compiled.program.loss_and_grad(theta, *columns)
+    # only the total is returned: as one sample whose inputs have no gradient to compare
+    return Batch([total], [], theta_grads(compiled, dtheta))
+
+
+def theta_grads(compiled: Compiled, dtheta: Any) -> list[float | None]:
+    """The weights' gradients out of a theta gradient; None for constants and for frozen weights
+    (the functional engines differentiate every entry of theta: docs/reliability.md)."""
+    return [
+        None if slot is None or w.requires_grad is False else float(dtheta[slot])
+        for w, slot in zip(compiled.weights, compiled.theta_slot, strict=True)
+    ]
+
+
+def run_tensor(c: Case, ops: Ops, columns: list[Any]) -> Batch:
+    inputs = [cr.Tensor(col) for col in columns]
+    weights = [
+        cr.Tensor(np.array(w), requires_grad=kind == "param")
+        for w, kind in zip(c.weights, c.kinds, strict=True)
+    ]
+    nodes = build(c, ops, [*inputs, *weights], tensor_sum)
+    root = root_of(nodes, c.root, tensor_sum)
+    root.backward(np.ones(len(columns[0])))
+    return Batch(
+        root.data, [x.grad for x in inputs], [float(w.grad) if w.requires_grad else None for w in weights]
+    )
+
+
+def run_jax(compiled: Compiled, columns: list[Any], check: bool) -> Batch:
+    jax = need("jax")
+    fn, theta = compiled.program.to_jax(check=check)
+    values = fn(theta, *columns)
+    if check:
+        return Batch(np.asarray(values), [], [])
+    n = len(columns)
+    grads = jax.grad(lambda th, *xs: fn(th, *xs).sum(), argnums=tuple(range(n + 1)))(theta, *columns)
+    return Batch(
+        np.asarray(values), [np.asarray(g) for g in grads[1:]], theta_grads(compiled, np.asarray(grads[0]))
+    )
+
+
+def run_torch(compiled: Compiled, columns: list[Any]) -> Batch:
+    torch = need("torch")
+    module = compiled.program.to_torch()
+    xs = [torch.tensor(col, dtype=torch.float64, requires_grad=True) for col in columns]
+    out = module(*xs)
+    out.sum().backward()
+    (theta,) = list(module.parameters())
+    dtheta = theta.grad.numpy() if theta.grad is not None else np.zeros(theta.shape)
+    return Batch(out.detach().numpy(), [x.grad.numpy() for x in xs], theta_grads(compiled, dtheta))
+
+
+def check_batch_engines(c: Case, ops: Ops, outcomes: list[Outcome], report: Report) -> None:
+    bad = {s for s, o in enumerate(outcomes) if o.error is not None}
+    good = [s for s in range(len(outcomes)) if s not in bad]
+    compiled = Compiled(c, ops)
+    full = [np.array(col) for col in zip(*c.samples, strict=True)]
+    if bad:  # every engine that checks domains raises, naming a sample eager raised at
+        report.raises("batch mode", lambda: compiled.program.value_and_grad(*full), bad)
+        report.raises("Tensor", lambda: run_tensor(c, ops, full), bad)
+        report.raises(
+            "to_jax(check=True)",
+            lambda: run_jax(compiled, full, check=True),
+            bad,
+            (*DOMAIN_ERRORS, ValueError),
+        )
+    if not good:
+        return
+    wanted = [outcomes[s] for s in good]
+    columns = [col[good] for col in full]
+    compare_batch("batch mode", run_batch_mode(compiled, columns), wanted, c, report)
+    compare_batch("Tensor", run_tensor(c, ops, columns), wanted, c, report)
+    compare_batch("to_jax", run_jax(compiled, columns, check=False), wanted, c, report)
+    compare_batch("to_torch", run_torch(compiled, columns), wanted, c, report)
+    total = run_loss_and_grad(compiled, columns)
+    want_total = sum(o.value for o in wanted)
+    scale = max(o.scale for o in wanted) * len(wanted)
+    report.check(
+        close(total.values[0], want_total, scale), "loss_and_grad", "total", total.values[0], want_total
+    )
+    for j, g in enumerate(total.weight_grads):
+        if g is not None:
+            want = sum(o.weight_grads[j] for o in wanted)
+            report.check(close(g, want, scale), "loss_and_grad", f"grad of weight {j}", g, want)
+
+
+@pytest.fixture
+def ops(user_ops_restored: None) -> Ops:
+    return Ops(define_user_ops())
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed_{s}") for s in SEEDS])
+def test_every_engine_computes_what_eager_computes(seed: int, ops: Ops) -> None:
+    c = make_case(seed, ops.names)
+    choose_root(c, ops)
+    outcomes = [eager(c, ops, xs) for xs in c.samples]
+    report = Report(c)
+    try:
+        Compiled(c, ops)
+    except DOMAIN_ERRORS as exc:  # an op on weights alone out of its domain: building the graph raises
+        for s, o in enumerate(outcomes):
+            report.check(str(o.error) == str(exc), "compile", f"sample {s}", str(exc), str(o.error))
+        report.done()
+        return
+    check_float_mode(c, ops, outcomes, report)
+    check_batch_engines(c, ops, outcomes, report)
+    report.done()
+
+
+def test_the_cases_cover_what_the_check_claims(ops: Ops) -> None:
+    """The seeds must actually produce what the module's docstring promises, or the check above
+    would pass without testing it: every op, sharing, each kind of weight, errors and NaN/inf."""
+    seen: dict[str, int] = {}
+
+    def saw(what: str, yes: bool = True) -> None:
+        seen[what] = seen.get(what, 0) + bool(yes)
+
+    for seed in SEEDS:
+        c = make_case(seed, ops.names)
+        choose_root(c, ops)
+        for step in c.steps:
+            saw(f"op {step.name}")
+        uses = [i for step in c.steps for i in step.args]
+        saw("a node used twice", any(uses.count(i) > 1 for i in range(c.n_leaves, c.n_leaves + len(c.steps))))
+        saw(
+            "a weight shared by two neurons",
+            c.shape == "layers" and any(uses.count(c.n_in + j) > 1 for j in range(len(c.weights))),
+        )
+        for kind in ("param", "frozen", "constant"):
+            saw(f"a {kind} weight", kind in c.kinds)
+        saw("hostile", c.hostile)
+        saw("layers", c.shape == "layers")
+        outcomes = [eager(c, ops, xs) for xs in c.samples]
+        saw("a domain error", any(o.error is not None for o in outcomes))
+        saw(
+            "a sample that runs beside one that raises",
+            any(o.error for o in outcomes) and not all(o.error for o in outcomes),
+        )
+        fine = [o for o in outcomes if o.error is None]
+        saw("a NaN or inf output", any(not math.isfinite(o.value) for o in fine))
+        saw(
+            "a NaN or inf gradient",
+            any(not math.isfinite(g) for o in fine for g in o.input_grads + o.weight_grads),
+        )
+    missing = [f"op {name}" for name in ops.names if not seen.get(f"op {name}")]
+    rare = {what: n for what, n in seen.items() if not what.startswith("op ") and n < 3}
+    assert not missing and not rare, f"the seeds never give {missing}, and rarely {rare}"
