@@ -23,13 +23,13 @@ import random
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import pytest
 
 import chainrule as cr
 from chainrule import TABLE, DomainError, Value, placeholder
+from chainrule.backends import FLOAT
 from conftest import float_runner, need
 from op_cases import case
 
@@ -611,3 +611,139 @@ def test_the_cases_cover_what_the_check_claims(ops: Ops) -> None:
     missing = [f"op {name}" for name in ops.names if not seen.get(f"op {name}")]
     rare = {what: n for what, n in seen.items() if not what.startswith("op ") and n < 3}
     assert not missing and not rare, f"the seeds never give {missing}, and rarely {rare}"
+
+
+# --- the bound of docs/compiled.md: sums are reordered only inside one n-ary sum node -----------------
+LINEAR = ("add", "sub", "mul", "neg", "sum")  # IEEE-exact per node: any difference is a reordering
+CANCELLING_LEAVES = (1e16, -1e16, 1.0, -1.0, 3.0, 2.0**-30, 1e8 + 1, -(1e8 - 1), 0.1, -0.0)
+
+
+def gamma(n: int) -> float:
+    """gamma_n = n u / (1 - n u): a bound on the relative error of n roundings (Higham, 3.1)."""
+    return n * U / (1 - n * U)
+
+
+def linear_case(seed: int) -> tuple[list[Step], list[float], int]:
+    """A graph of additions, products and n-ary sums over values that cancel: (steps, weights, n_in)."""
+    rng = random.Random(seed)
+    n_in, weights = 3, [rng.choice(CANCELLING_LEAVES) for _ in range(4)]
+    n, steps = n_in + len(weights), []
+    for _ in range(rng.randint(6, 16)):
+        name = rng.choice(LINEAR)
+        arity = rng.randint(3, 9) if name == "sum" else (1 if name == "neg" else 2)
+        args = tuple(
+            rng.randrange(max(0, n - 6), n) if rng.random() < 0.8 else rng.randrange(n) for _ in range(arity)
+        )
+        steps.append(Step(name, args, raw=True))
+        n += 1
+    return steps, weights, n_in
+
+
+def allowed_difference(
+    steps: Sequence[Step], leaves: Sequence[float], fma: bool = False
+) -> tuple[list[float], list[float]]:
+    """Eager's value of every node and how far another engine may be from it, if it computes each
+    binary node as the IEEE operation on its operands and each n-term sum in any order: such a sum
+    is within gamma_n * sum(|terms|) of its exact value (gamma_n rather than gamma_{n-1} also
+    covers products fused into it with FMA), as is eager's, so the two differ by twice that at most.
+    The difference then travels through later nodes, with one more rounding on each side. With
+    `fma`, an addition may also skip the rounding of a product among its operands (XLA contracts
+    `a * b + c` into one fused multiply-add, also across a negation): u * |product| more."""
+    values, slack = list(leaves), [0.0] * len(leaves)
+    product = [False] * len(leaves)  # a product, or the negation of one
+    table = {op.name: op for op in TABLE}
+    for step in steps:
+        xs = [values[i] for i in step.args]
+        es = [slack[i] for i in step.args]
+        value = table[step.name].forward(FLOAT, *xs)
+        if step.name == "sum":
+            magnitude = math.fsum(abs(x) for x in xs) + math.fsum(es)
+            e = math.fsum(es) + 2 * gamma(len(xs)) * magnitude
+        elif step.name == "neg":
+            e = es[0]
+        elif step.name == "mul":
+            (a, b), (ea, eb) = xs, es
+            e = abs(a) * eb + abs(b) * ea + ea * eb
+        else:  # add, sub
+            e = math.fsum(es)
+            if fma:
+                e += math.fsum(U * abs(values[i]) for i in step.args if product[i])
+        if e and step.name != "neg":  # two roundings of results up to |value| + e apart
+            e = e * (1 + 4 * U) + 2 * U * (abs(value) + e)
+        values.append(value)
+        slack.append(e)
+        product.append(step.name == "mul" or (step.name == "neg" and product[step.args[0]]))
+    return values, slack
+
+
+def array_engines(program: cr.Program, columns: list[Any]) -> dict[str, list[Any]]:
+    """Each array engine's outputs (one array of the batch per output) for the batch `columns`."""
+    torch = need("torch")
+    fn, theta = program.to_jax()
+    outs = {
+        "batch mode": program(*columns),
+        "to_jax": fn(theta, *columns),
+        "to_torch": program.to_torch()(*(torch.tensor(col) for col in columns)),
+    }
+    if program.single:
+        outs = {name: [out] for name, out in outs.items()}
+    return {
+        name: [np.asarray(v.detach() if hasattr(v, "detach") else v) for v in out]
+        for name, out in outs.items()
+    }
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+@pytest.mark.parametrize("seed", range(12))
+def test_batch_engines_reorder_additions_only_inside_one_sum_node(
+    seed: int, layout: str, monkeypatch
+) -> None:
+    """docs/compiled.md's bound: each node of batch mode, to_jax and to_torch is within
+    `allowed_difference` of eager's, both with every node an output and with the last node alone
+    (where the plan may fuse more); a binary addition whose operands agree exactly must agree
+    exactly (re-associating it with its neighbours breaks that)."""
+    from chainrule.compiler import batch_plan
+
+    if layout == "sparse":  # sums as gathered sparse sums instead of matmuls
+        monkeypatch.setattr(batch_plan, "DENSE_FACTOR", 0)
+        monkeypatch.setattr(batch_plan, "DENSE_SLACK", -1)
+    steps, weights, n_in = linear_case(seed)
+    rng = random.Random(1000 + seed)
+    samples = [[rng.choice(CANCELLING_LEAVES) for _ in range(n_in)] for _ in range(BATCH)]
+    holders = [placeholder(f"x{i}") for i in range(n_in)]
+    c = Case(seed, "linear", False, n_in, weights, ["param"] * len(weights), steps, samples)
+    nodes = build(c, ops_of_table(), [*holders, *(Value(w) for w in weights)], value_sum)
+    columns = [np.array(col) for col in zip(*samples, strict=True)]
+    every = list(range(len(steps)))
+    problems = []
+    for outputs in (every, every[-1:]):
+        program = cr.compile([nodes[c.n_leaves + k] for k in outputs], holders)
+        for name, got in array_engines(program, columns).items():
+            for s, xs in enumerate(samples):
+                values, slack = allowed_difference(steps, [*xs, *weights], fma=name == "to_jax")
+                for j, k in enumerate(outputs):
+                    want, e = values[c.n_leaves + k], slack[c.n_leaves + k]
+                    if not abs(float(got[j][s]) - want) <= e:
+                        step = steps[k]
+                        problems.append(
+                            f"{name}, {len(outputs)} outputs: sample {s} node {k} ({step.name} of "
+                            f"{step.args}): {float(got[j][s])!r}, eager {want!r}, allowed {e:.3g}"
+                        )
+    assert not problems, f"seed {seed} ({layout}):\n" + "\n".join(problems[:10])
+
+
+def ops_of_table() -> Ops:
+    return Ops({})
+
+
+def test_the_bound_allows_no_reassociation_across_nodes() -> None:
+    """The checker above would catch a plan that adds across binary nodes in another order:
+    (1 + 2^53) - 2^53 is 0 in eager, 1 re-associated, and the bound allows no difference there;
+    inside one n-ary sum it allows the reordering."""
+    steps = [Step("add", (0, 1)), Step("add", (3, 2))]
+    big = 2.0**53
+    values, slack = allowed_difference(steps, [1.0, big, -big])
+    assert values[-1] == 0.0 and slack[-1] == 0.0
+    assert 1.0 + (big + -big) - values[-1] > slack[-1]
+    values, slack = allowed_difference([Step("sum", (0, 1, 2))], [1.0, big, -big])
+    assert values[-1] == 0.0 and 1.0 <= slack[-1] <= 2 * 3 * U * (2 * big + 1) * 1.01
