@@ -748,3 +748,26 @@ def test_the_bound_allows_no_reassociation_across_nodes() -> None:
     assert 1.0 + (big + -big) - values[-1] > slack[-1]
     values, slack = allowed_difference([Step("sum", (0, 1, 2))], [1.0, big, -big])
     assert values[-1] == 0.0 and 1.0 <= slack[-1] <= 2 * 3 * U * (2 * big + 1) * 1.01
+
+
+def test_to_jax_may_skip_the_rounding_of_a_product_before_an_addition_and_no_more() -> None:
+    """The one convention of to_jax the bound test allows for (docs/reliability.md): XLA fuses this
+    product, its negation and the addition into one fused multiply-add. Batch mode and to_torch
+    give eager's number exactly; to_jax is at most one rounding of the product away."""
+    torch = need("torch")
+
+    def graph(x: Value, w: Value) -> list[Value]:
+        minus_w = -w  # three negations, as in the random graph that found it
+        plus_w = -minus_w
+        p = -plus_w * x
+        return [p, -p, -p + x]
+
+    x, w = placeholder("x"), Value(1e8 + 1)
+    program = cr.compile(graph(x, w), [x])
+    eager_value = graph(Value(0.1), w)[2].data
+    assert program(0.1)[2] == eager_value == 10000000.2
+    assert program(np.array([0.1]))[2][0] == eager_value
+    assert program.to_torch()(torch.tensor([0.1], dtype=torch.float64))[2].item() == eager_value
+    fn, theta = program.to_jax()
+    got = float(fn(theta, np.array([0.1]))[2][0])
+    assert abs(got - eager_value) <= U * abs(w.data * 0.1)
