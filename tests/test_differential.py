@@ -354,7 +354,10 @@ class Report:
     def done(self) -> None:
         if self.problems:
             lines = "\n".join(self.problems[:20])
-            pytest.fail(f"{self.case}: rerun with -k seed_{self.case.seed}\n{lines}", pytrace=False)
+            rerun = (
+                f"rerun with -k seed_{self.case.seed}" if self.case.seed >= 0 else "a case written by hand"
+            )
+            pytest.fail(f"{self.case}: {rerun}\n{lines}", pytrace=False)
 
 
 # --- the engines ------------------------------------------------------------------------------
