@@ -1,7 +1,7 @@
 """The safe expression parser of `chainrule draw` and `chainrule explore`: text to a graph of Values.
 
 The expression is read with Python's own parser (`ast.parse`, which only parses) and then walked
-by an allow-list: numbers, names, `+ - * / ** %`, unary minus, calls to the derivative table's
+by an allow-list: numbers, names, `+ - * / **`, unary minus, calls to the derivative table's
 functions (`tanh(x)`, `exp(x)`, ...), and assignments that name intermediate values
 (`e = a*b; d = e + c; L = d*f`). Anything else is refused with a one-line error before any
 arithmetic happens, and nothing in the text is ever run by `eval` or `exec`: each allowed node
@@ -40,7 +40,6 @@ _BINARY = {
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
-    ast.Mod: operator.mod,
 }
 # What the refusals call the syntax they refuse, so the message says what was written.
 _REFUSED = {
@@ -92,9 +91,10 @@ _REFUSED = {
     ast.FormattedValue: "an f-string",
     ast.Slice: "a slice",
 }
-# Operators outside + - * / ** % and unary -, as they are written.
+# Operators outside + - * / ** and unary -, as they are written.
 _OPERATOR_TEXT = {
     ast.FloorDiv: "//",
+    ast.Mod: "%",
     ast.MatMult: "@",
     ast.LShift: "<<",
     ast.RShift: ">>",
@@ -104,7 +104,7 @@ _OPERATOR_TEXT = {
     ast.Not: "not",
     ast.Invert: "~",
 }
-_ALLOWED_OPERATORS = "+ - * / ** % and unary -"
+_ALLOWED_OPERATORS = "+ - * / ** and unary -"
 # warnings.catch_warnings changes process-wide state: one parse at a time changes it.
 _PARSE_LOCK = threading.Lock()
 
