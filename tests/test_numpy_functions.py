@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 import chainrule as cr
-from chainrule import OPS, DomainError, Tensor, Value, gradcheck, placeholder
+from chainrule import OPS, TABLE, DomainError, Op, Tensor, Value, gradcheck, placeholder
 from chainrule.backends import FLOAT, SINC_SERIES_RADIUS, VALUE, jax_backend, numpy_backend, torch_backend
 from chainrule.engine import apply
+from chainrule.explorer.formulas import local_formula
 from chainrule.expr import build
 from conftest import need
+from op_cases import Fixed, case
 
 np = need("numpy")
 
@@ -420,3 +422,20 @@ def test_the_linear_rows_convert_exactly_as_numpy_does() -> None:
     assert np.array_equal(OPS["rad2deg"].forward(numpy_backend(), xs / 1e3), np.rad2deg(xs / 1e3))
     assert [Value(x).deg2rad().data for x in xs] == list(np.deg2rad(xs))
     assert apply(OPS["deg2rad"], Value(180.0)).data == math.pi
+
+
+@pytest.mark.parametrize("op", TABLE, ids=lambda op: op.name)
+def test_the_explorers_formula_of_every_row_evaluates_to_its_rule(op: Op) -> None:
+    # the explorer writes each local derivative as a formula read off the rule (nested helper calls,
+    # such as mod's step(abs(out)), included): evaluated, it gives the rule's number
+    xs = [p.x if isinstance(p, Fixed) else p for p in case(op).gradcheck[0]]
+    names = ["a", "b", "c", "d"][: len(xs)]
+    out = op.forward(FLOAT, *xs)
+    scope: dict[str, Any] = dict(zip(names, xs, strict=True)) | {"o": out}
+    for i in range(len(xs)):
+        formula = local_formula(op, i, "o", names)
+        assert formula is not None and "M_" not in formula, (op.name, formula)
+        for name in set(re.findall(r"[a-z_]\w*", formula)) - set(scope) - {"if", "else"}:
+            scope[name] = getattr(FLOAT, name)
+        got = eval(formula, {"__builtins__": {}}, scope)  # noqa: S307 - the formula chainrule wrote
+        assert got == pytest.approx(op.derivative(i)(FLOAT, 1.0, out, *xs), rel=1e-12), (op.name, formula)
