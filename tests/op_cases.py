@@ -110,6 +110,15 @@ def _positive(xs: Sequence[float], is_node: Sequence[bool]) -> bool:
     return xs[0] > 1e-2
 
 
+def _mod_safe(xs: Sequence[float], is_node: Sequence[bool]) -> bool:
+    a, b = xs
+    # a divisor away from 0, and a well away from a multiple of it (where a % b jumps)
+    if abs(b) < 1e-1:
+        return False
+    quotient = a / b
+    return abs(quotient - round(quotient)) > 1e-6
+
+
 def _pow_safe(xs: Sequence[float], is_node: Sequence[bool]) -> bool:
     base, exponent = xs
     # a Value exponent needs log(base); a fractional or negative one needs a base away from 0
@@ -241,6 +250,143 @@ CASES: dict[str, OpCase] = {
             P((1.0, 2.0, 3.0), wrt=(1,)),
         ),
         gradcheck=((1.0,), (1.0, 2.0), (0.5, -1.0, 2.0, 3.0)),
+    ),
+    # numpy's elementary functions
+    "tan": OpCase(
+        _torch("tan"), lambda a: a.tan(), (P((0.0,)), P((0.5,)), P((-1.2,)), P((1.5,)), P((100.0,))),
+        gradcheck=((-1.0,), (0.3,), (1.2,)),
+        safe=lambda xs, is_node: abs(math.cos(xs[0])) > 0.1,  # away from the poles
+        recipe=lambda a, b, c, k: a.tanh().tan(),
+    ),
+    "sinh": OpCase(
+        _torch("sinh"), lambda a: a.sinh(),
+        (P((0.0,)), P((0.5,)), P((-2.0,)), P((20.0,)), P((711.0,), fd=False), P((-711.0,), fd=False)),
+        gradcheck=((-1.0,), (0.3,), (2.0,)),
+        safe=lambda xs, is_node: abs(xs[0]) < 6.0,
+    ),
+    "cosh": OpCase(
+        _torch("cosh"), lambda a: a.cosh(),
+        (P((0.0,)), P((0.5,)), P((-2.0,)), P((20.0,)), P((-711.0,), fd=False)),
+        gradcheck=((-1.0,), (0.3,), (2.0,)),
+        safe=lambda xs, is_node: abs(xs[0]) < 6.0,
+    ),
+    "arcsin": OpCase(
+        _torch("arcsin"), lambda a: a.arcsin(), (P((0.0,)), P((0.5,)), P((-0.9,)), P((0.999,)), P((1e-300,))),
+        invalid=((1.5,), (-1.0000000000000002,), (math.inf,), (-math.inf,)),
+        gradcheck=((-0.5,), (0.2,), (0.8,)),
+        ranges=((-0.95, 0.95),),
+        safe=lambda xs, is_node: abs(xs[0]) < 0.99,
+        recipe=lambda a, b, c, k: (a.tanh() * 0.9).arcsin(),
+    ),
+    "arccos": OpCase(
+        _torch("arccos"), lambda a: a.arccos(), (P((0.0,)), P((0.5,)), P((-0.9,)), P((0.999,)), P((-0.999,))),
+        invalid=((1.5,), (-1.0000000000000002,), (math.inf,)),
+        gradcheck=((-0.5,), (0.2,), (0.8,)),
+        ranges=((-0.95, 0.95),),
+        safe=lambda xs, is_node: abs(xs[0]) < 0.99,
+        recipe=lambda a, b, c, k: (a.tanh() * 0.9).arccos(),
+    ),
+    "arctan": OpCase(
+        _torch("arctan"), lambda a: a.arctan(), (P((0.0,)), P((0.5,)), P((-3.0,)), P((1e10,)), P((-1e300,))),
+        gradcheck=((-2.0,), (0.3,), (1.5,)),
+    ),
+    "arcsinh": OpCase(
+        _torch("arcsinh"), lambda a: a.arcsinh(),
+        (P((0.0,)), P((0.5,)), P((-3.0,)), P((1e10,)), P((-1e-300,))),
+        gradcheck=((-2.0,), (0.3,), (1.5,)),
+    ),
+    "arccosh": OpCase(
+        _torch("arccosh"), lambda a: a.arccosh(), (P((1.5,)), P((3.0,)), P((1.001,)), P((1e10,))),
+        invalid=((0.999,), (0.0,), (-2.0,), (-math.inf,)),
+        gradcheck=((1.2,), (2.0,), (5.0,)),
+        ranges=((1.1, 3.0),),
+        safe=lambda xs, is_node: xs[0] > 1.01,
+        recipe=lambda a, b, c, k: (a * a + 1.5).arccosh(),
+    ),
+    "arctanh": OpCase(
+        _torch("arctanh"), lambda a: a.arctanh(),
+        (P((0.0,)), P((0.5,)), P((-0.9,)), P((0.999,)), P((1e-300,))),
+        invalid=((1.0,), (-1.0,), (2.0,), (math.inf,)),
+        gradcheck=((-0.5,), (0.2,), (0.8,)),
+        ranges=((-0.95, 0.95),),
+        safe=lambda xs, is_node: abs(xs[0]) < 0.99,
+        recipe=lambda a, b, c, k: (a.tanh() * 0.9).arctanh(),
+    ),
+    "log2": OpCase(
+        _torch("log2"), lambda a: a.log2(),
+        (P((1.0,)), P((0.5,)), P((8.0,)), P((1e-3,)), P((1e-300,), fd=False), P((1e300,))),
+        invalid=((0.0,), (-1.0,), (-0.0,), (-math.inf,)),
+        gradcheck=((0.5,), (2.0,), (10.0,)),
+        ranges=((0.2, 3.0),),
+        safe=_positive,
+        recipe=lambda a, b, c, k: (a * a + 0.5).log2(),
+    ),
+    "log10": OpCase(
+        _torch("log10"), lambda a: a.log10(),
+        (P((1.0,)), P((0.5,)), P((1000.0,)), P((1e-3,)), P((1e-300,), fd=False), P((1e300,))),
+        invalid=((0.0,), (-1.0,), (-0.0,), (-math.inf,)),
+        gradcheck=((0.5,), (2.0,), (10.0,)),
+        ranges=((0.2, 3.0),),
+        safe=_positive,
+        recipe=lambda a, b, c, k: (a * a + 0.5).log10(),
+    ),
+    "log1p": OpCase(
+        _torch("log1p"), lambda a: a.log1p(),
+        (P((0.0,)), P((1e-10,)), P((-0.5,)), P((-0.999,)), P((3.0,)), P((1e300,))),
+        invalid=((-1.0,), (-2.0,), (-math.inf,)),
+        gradcheck=((-0.5,), (0.0,), (3.0,)),
+        ranges=((-0.8, 3.0),),
+        safe=lambda xs, is_node: xs[0] > -0.99,
+        recipe=lambda a, b, c, k: (a * a - 0.5).log1p(),
+    ),
+    "expm1": OpCase(
+        _torch("expm1"), lambda a: a.expm1(),
+        (P((0.0,)), P((1e-10,)), P((-2.5,)), P((3.0,)), P((700.0,)), P((710.0,), fd=False)),
+        gradcheck=((-1.0,), (0.0,), (2.0,)),
+        # PyTorch's slope is out + 1, which loses digits for a < -3 (chainrule's is e ** a)
+        safe=lambda xs, is_node: -3.0 < xs[0] < 6.0,
+        recipe=lambda a, b, c, k: a.tanh().expm1(),
+    ),
+    "exp2": OpCase(
+        _torch("exp2"), lambda a: a.exp2(),
+        (P((0.0,)), P((0.5,)), P((-3.0,)), P((10.0,)), P((1023.0,)), P((1100.0,), fd=False)),
+        gradcheck=((-1.0,), (0.5,), (3.0,)),
+        safe=lambda xs, is_node: xs[0] < 8.0,
+        recipe=lambda a, b, c, k: a.tanh().exp2(),
+    ),
+    "deg2rad": OpCase(
+        _torch("deg2rad"), lambda a: a.deg2rad(), (P((0.0,)), P((90.0,)), P((-180.5,)), P((1e300,))),
+        gradcheck=((-30.0,), (45.0,)),
+    ),
+    "rad2deg": OpCase(
+        _torch("rad2deg"), lambda a: a.rad2deg(), (P((0.0,)), P((1.5,)), P((-3.0,)), P((1e300,))),
+        gradcheck=((-1.0,), (0.5,)),
+        safe=lambda xs, is_node: abs(xs[0]) < 10.0,
+    ),
+    "mod": OpCase(
+        _torch("remainder"), lambda a, b: a % b,
+        (
+            # numpy's sign convention: the result has the sign of the divisor
+            P((7.5, 2.0)), P((-7.5, 2.0)), P((7.5, -2.0)), P((-7.5, -2.0)), P((0.3, 0.25)),
+            P((1e-3, 2.0)), P((-1e-3, 2.0)), P((1e6 + 0.5, 3.0)), P((5.0, 3.0), wrt=(0,)),
+            P((5.0, 3.0), wrt=(1,)),
+        ),
+        invalid=((1.0, 0.0), (0.0, 0.0), (-2.0, -0.0)),
+        gradcheck=((7.3, 2.0), (-2.3, 0.7), (1.1, -0.4)),
+        ranges=((-4.0, 4.0), (0.5, 2.0)),  # a divisor away from zero
+        safe=_mod_safe,
+        numbers=(None, (2.0, 0.5, -1.5, 3.0)),
+        recipe=lambda a, b, c, k: (a + 0.123) % (b * b + 0.5),
+    ),
+    "sinc": OpCase(
+        _torch("sinc"), lambda a: a.sinc(),
+        (
+            P((0.0,)), P((0.3,)), P((-1.5,)), P((2.0,)), P((1e-3,)), P((0.4999,)), P((0.5,)),
+            P((-0.5001,)), P((100.25,)),
+        ),
+        gradcheck=((0.0,), (0.3,), (-1.7,)),
+        # PyTorch's slope near 0 loses digits to cancellation (chainrule uses the series there)
+        safe=lambda xs, is_node: xs[0] == 0.0 or abs(xs[0]) > 1e-2,
     ),
 }
 # fmt: on

@@ -42,15 +42,13 @@ def _cube(x: Value) -> Value:
     return out
 
 
-def _safe_unary(op_name: str, x: Value) -> Value:
-    """x pushed into the row's domain first (log and sqrt need positive inputs)."""
-    if op_name in ("log", "sqrt"):
-        x = x * x + 0.5
-    return getattr(x, TABLE_BY_NAME[op_name].method)()
+def _table_row(op_name: str, a: Value, b: Value) -> Value:
+    """The row on a and b, with its operands moved into its domain as tests/op_cases.py's recipe does."""
+    return CASES[op_name].build(TABLE_BY_NAME[op_name], a, b, a, 0.5)
 
 
 TABLE_BY_NAME = {op.name: op for op in TABLE}
-UNARY = [op.name for op in TABLE if op.arity == 1]
+ROWS = [op.name for op in TABLE]
 
 
 def random_graph(rng: random.Random) -> tuple[Value, list[Value]]:
@@ -73,7 +71,7 @@ def random_graph(rng: random.Random) -> tuple[Value, list[Value]]:
         elif kind == 4:
             node = a / (b * b + 1.0)
         elif kind == 5:
-            node = _safe_unary(rng.choice(UNARY), a)
+            node = _table_row(rng.choice(ROWS), a, b)
         elif kind == 6:
             node = chainrule.sum(rng.sample(pool, min(len(pool), 3)) + [2.0])
         elif kind == 7:

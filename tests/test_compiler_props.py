@@ -224,7 +224,10 @@ def test_every_table_op_compiles_like_eager(op: Any, data: Any) -> None:
     columns = [np.array(c) for c in zip(*rows, strict=True)]
     errors = [e for e in expected if isinstance(e, type)]
     if errors:
-        with pytest.raises(errors[0].__mro__[1] if errors[0] is DomainError else (DomainError, errors[0])):
+        # a batch runs every sample's forward before any backward: a forward error (mod's
+        # ZeroDivisionError) comes first even when an earlier sample failed in backward (a DomainError)
+        kinds = {ValueError if e is DomainError else e for e in errors}
+        with pytest.raises((DomainError, *kinds)):
             program.value_and_grad(*columns)
         return
     value, grads = program.value_and_grad(*columns)

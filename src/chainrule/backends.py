@@ -11,7 +11,9 @@ Arithmetic (`+ - * / **`) works the same on floats, `Value`s and arrays; everyth
 
 The contract: the functions whose numerics need care (`SPECIAL`: `pow` and its `power_rule`,
 `xlogy`, `sigmoid`, `softplus`, `relu`, `step`, `sign`, `is_fractional`, with their NaN and inf
-conventions) are written out below, side by side for every number system. Every other name is
+conventions, and `sinc_slope`, the derivative of numpy's sinc) are written out below, side by side
+for every number system. The float and Value backends also write out what math and Values lack
+(`sinc`, `floor_divide`: numpy's names, which the array libraries have). Every other name is
 looked up by name on first use (and then cached on the backend): in `math` for floats (with IEEE
 results where math raises), as the `Value` method of that name for `VALUE`, in `numpy`, `jax.numpy`
 or `torch` for arrays. `ALIASES` is the one table of names that math and numpy spell differently
@@ -31,18 +33,31 @@ from typing import Any
 __all__ = [
     "ALIASES",
     "FLOAT",
+    "SINC_SERIES_RADIUS",
     "SPECIAL",
     "VALUE",
     "Backend",
     "jax_backend",
     "numpy_backend",
     "require_module",
+    "sinc_slope_series",
     "spellings",
     "torch_backend",
 ]
 
 # Functions with conventions of their own (NaN and inf, slopes at kinks): each backend writes them out.
-SPECIAL = ("pow", "power_rule", "xlogy", "sigmoid", "softplus", "relu", "step", "sign", "is_fractional")
+SPECIAL = (
+    "pow",
+    "power_rule",
+    "xlogy",
+    "sigmoid",
+    "softplus",
+    "relu",
+    "step",
+    "sign",
+    "is_fractional",
+    "sinc_slope",
+)
 
 # math's spelling -> numpy's (jax.numpy follows numpy; torch accepts both). Looked up both ways, so a
 # rule may write `m.atan` or `m.arctan`.
@@ -55,6 +70,8 @@ ALIASES = {
     "acosh": "arccosh",
     "atan2": "arctan2",
     "pow": "power",
+    "radians": "deg2rad",
+    "degrees": "rad2deg",
 }
 _MATH_SPELLING = {numpy_name: math_name for math_name, numpy_name in ALIASES.items()}
 
@@ -127,6 +144,26 @@ def _from_module(module: Any) -> Callable[[str], Any]:
     return lookup
 
 
+# --- numpy's sinc: sin(pi x) / (pi x), and its derivative --------------------------------------------
+# sinc'(x) = (cos(pi x) - sinc(x)) / x loses all its digits to cancellation near 0 (and is 0 / 0 at 0),
+# so there its Maclaurin series is used instead: sum over k >= 1 of (-1)^k pi^(2k) 2k x^(2k-1) / (2k+1)!.
+# Fourteen terms within |x| < 1/2 leave an error below 1e-25; on the VALUE backend the series is a
+# polynomial of Values, so derivatives of derivatives near 0 are its own (exact at 0 up to order 28).
+SINC_SERIES_RADIUS = 0.5
+_SINC_SLOPE_COEFFICIENTS = tuple(
+    (-1) ** k * math.pi ** (2 * k) * 2 * k / math.factorial(2 * k + 1) for k in range(1, 15)
+)
+
+
+def sinc_slope_series(x: Any) -> Any:
+    """sinc'(x) by its series (for |x| < `SINC_SERIES_RADIUS`), on any number system: arithmetic only."""
+    x2 = x * x
+    total = _SINC_SLOPE_COEFFICIENTS[-1]
+    for c in reversed(_SINC_SLOPE_COEFFICIENTS[:-1]):
+        total = c + x2 * total  # Horner's rule in x^2
+    return x * total
+
+
 # --- floats -------------------------------------------------------------------------------------
 def _exp(x: float) -> float:
     # math.exp raises OverflowError past ~709; IEEE arithmetic (and PyTorch) say inf.
@@ -196,6 +233,26 @@ def _cos(x: float) -> float:
         return math.nan
 
 
+def _sinc(x: float) -> float:
+    # numpy's normalised sinc; 1 at 0, its limit
+    if x == 0.0:
+        return 1.0
+    y = math.pi * x
+    return _sin(y) / y
+
+
+def _sinc_slope(x: float) -> float:
+    if abs(x) < SINC_SERIES_RADIUS:  # False at NaN, which the formula keeps NaN
+        return sinc_slope_series(x)
+    y = math.pi * x
+    return (_cos(y) - _sin(y) / y) / x
+
+
+def _floor_divide(a: float, b: float) -> float:
+    # numpy's floor_divide is Python's //: floor(a / b), rounded consistently with a % b
+    return a // b
+
+
 def _xlogy(x: float, y: float) -> float:
     # x * log(y) with the convention 0 * log(0) = 0 (the limit, and PyTorch's choice).
     return 0.0 if x == 0.0 else x * math.log(y)
@@ -248,12 +305,21 @@ FLOAT = Backend(
         "sign": _sign,
         "is_fractional": _is_fractional,
         "xlogy": _xlogy,
+        "sinc_slope": _sinc_slope,
+        # numpy's functions that math lacks
+        "sinc": _sinc,
+        "floor_divide": _floor_divide,
     },
     _math_lookup,
 )
 
 
 # --- Values (for derivatives of derivatives) ----------------------------------------------------
+def _data(x: Any) -> float:
+    """The number in a Value (or the number itself: a rule may mix plain numbers in)."""
+    return x if isinstance(x, float | int) else x.data
+
+
 def _value_xlogy(x: Any, y: Any) -> Any:
     return 0.0 if x.data == 0.0 else x * y.log()
 
@@ -262,6 +328,15 @@ def _value_power_rule(a: Any, b: Any) -> Any:
     # Only the point a == b == 0 needs the constant: elsewhere b * a**(b-1) stays a graph, whose own
     # derivative in b (a**(b-1) * (1 + b log a), nonzero at b == 0) higher-order gradients need.
     return 0.0 if a.data == 0.0 and b.data == 0.0 else b * a ** (b - 1)
+
+
+def _value_sinc_slope(x: Any) -> Any:
+    # A graph, so that it can be differentiated again: the series near 0 (see `sinc_slope_series`),
+    # the formula elsewhere, chosen by the data as FLOAT chooses.
+    if abs(x.data) < SINC_SERIES_RADIUS:
+        return sinc_slope_series(x)
+    y = math.pi * x
+    return (y.cos() - y.sin() / y) / x
 
 
 def _value_method(name: str) -> Callable[..., Any]:
@@ -302,6 +377,9 @@ VALUE = Backend(
         "sign": lambda v: _sign(v.data),
         "is_fractional": lambda v: _is_fractional(v.data),
         "xlogy": _value_xlogy,
+        "sinc_slope": _value_sinc_slope,
+        # floor(a / b) is a step function (mod's slope in b): a constant, like step and sign
+        "floor_divide": lambda a, b: _floor_divide(_data(a), _data(b)),
     },
     _value_method,
 )
@@ -321,6 +399,20 @@ def _once(name: str, make: Callable[[], Backend]) -> Backend:
             if backend is None:
                 backend = _MADE[name] = make()
     return backend
+
+
+def _array_sinc_slope(lib: Any) -> Callable[[Any], Any]:
+    """`sinc_slope` on the arrays of `lib` (numpy, jax.numpy and torch spell abs, where, sin, cos alike)."""
+
+    def sinc_slope(x: Any) -> Any:
+        small = lib.abs(x) < SINC_SERIES_RADIUS
+        # the formula's branch is computed at 1 where the series is taken, so that neither it nor
+        # JAX's derivative of it (second order) divides by zero
+        safe = lib.where(small, 1.0, x)
+        y = math.pi * safe
+        return lib.where(small, sinc_slope_series(x), (lib.cos(y) - lib.sin(y) / y) / safe)
+
+    return sinc_slope
 
 
 def _make_numpy() -> Backend:
@@ -344,6 +436,7 @@ def _make_numpy() -> Backend:
         "step": lambda x: (~(x <= 0.0)).astype(np.float64),  # 1 at NaN, as FLOAT's step
         "sign": lambda x: np.where(np.isnan(x), 0.0, np.sign(x)),  # 0 at NaN, as FLOAT and PyTorch
         "is_fractional": lambda x: np.isfinite(x) & (np.mod(x, 1.0) != 0.0),
+        "sinc_slope": _array_sinc_slope(np),
     }
     return Backend("numpy", special, _from_module(np))
 
@@ -377,6 +470,7 @@ def _make_jax() -> Backend:
         "step": lambda x: jnp.where(x <= 0.0, 0.0, 1.0),  # 1 at NaN, as FLOAT's step
         "sign": lambda x: jnp.where(jnp.isnan(x), 0.0, jnp.sign(x)),  # 0 at NaN, as FLOAT's sign
         "is_fractional": lambda x: jnp.isfinite(x) & (jnp.mod(x, 1.0) != 0.0),
+        "sinc_slope": _array_sinc_slope(jnp),
         "transpose": lambda a, axes=None: jnp.transpose(a, axes),
     }
     return Backend("jax", special, _from_module(jnp))
@@ -433,11 +527,11 @@ def _make_torch() -> Backend:
         "step": lambda x: (~(x <= 0.0)).to(x.dtype),  # 1 at NaN, as FLOAT's step
         "sign": lambda x: torch.where(torch.isnan(x), torch.zeros_like(x), torch.sign(x)),  # 0 at NaN
         "is_fractional": lambda x: torch.isfinite(x) & (torch.remainder(x, 1.0) != 0.0),
-        # elementary functions of math and numpy that torch lacks
+        "sinc_slope": _array_sinc_slope(torch),
+        # elementary functions of math and numpy that torch lacks (degrees and radians it has, as
+        # rad2deg and deg2rad: ALIASES finds them)
         "cbrt": lambda x: torch.sign(x) * torch.abs(x) ** (1.0 / 3.0),
         "fabs": torch.abs,
-        "degrees": torch.rad2deg,
-        "radians": torch.deg2rad,
         # numpy's signatures for the tensor-only rules
         "transpose": transpose,
         "sum": reduce(torch.sum),

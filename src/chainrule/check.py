@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .backends import torch_backend
+from .backends import spellings, torch_backend
 from .engine import Value
 from .functional import argument_names, format_table, value_and_grad
 from .ops import TABLE
@@ -96,15 +96,18 @@ def _import_torch() -> Any:
 
 def _tensor_class(torch: Any) -> type:
     """A float64 tensor type that also has every one-input Value method of the derivative table that
-    torch.Tensor lacks (`softplus`, ...), each the torch backend's function of that name."""
+    torch.Tensor lacks (`softplus`, math's spellings such as `radians`, ...), each the torch backend's
+    function of that name."""
     # Subclass instances stay subclass instances through every torch operation, so a function
     # written with Value methods finds them on intermediate results too.
     backend = torch_backend()
     methods = {}
     for op in TABLE:
-        name = op.method
-        if op.arity == 1 and not name.startswith("_") and not hasattr(torch.Tensor, name):
-            methods[name] = _method(backend, name)
+        if op.arity != 1 or op.method.startswith("_"):
+            continue
+        for name in spellings(op.method):  # Value's names for the row: numpy's, and math's alias
+            if not hasattr(torch.Tensor, name):
+                methods[name] = _method(backend, name)
     return type("ValueLikeTensor", (torch.Tensor,), methods)
 
 

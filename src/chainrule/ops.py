@@ -128,6 +128,26 @@ def _op(
     )
 
 
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+# The constants numpy and PyTorch multiply by (pi / 180 rounded once), so the rows give their numbers.
+_RADIANS_PER_DEGREE = math.pi / 180.0
+_DEGREES_PER_RADIAN = 180.0 / math.pi
+
+
+def _off_the_jumps(m: Any, d: Any, out: Any) -> Any:
+    """`d` where `a % b` is continuous, and `d / 0` where the result is 0, which is where it jumps.
+
+    a % b is 0 exactly where a is a multiple of b, and there it jumps (by b, as a crosses the
+    multiple, and by a / n as b crosses a / n). The slope there is undefined: the division by zero
+    raises on floats and on Values and gives inf on arrays, which the batch check turns into the same
+    error. `m.step(m.abs(out))` is 1 elsewhere (and at NaN), and a constant on Values, so it adds no
+    graph nodes to derivatives of derivatives. (At a = 0 the slope in b alone would be 0, but the
+    point is a jump in a: it is undefined as a whole.)
+    """
+    return d / m.step(m.abs(out))
+
+
 # fmt: off
 TABLE: tuple[Op, ...] = (
     _op("add", "+", 2, lambda m, a, b: a + b,
@@ -191,6 +211,73 @@ TABLE: tuple[Op, ...] = (
     _op("sum", "sum", None, lambda m, *xs: sum(xs),
         lambda m, g, out, *xs: g,
         doc="a + b + c + ... as one node (not a chain of additions)", linear=(1.0,)),
+    # numpy's elementary functions, by numpy's names (math's spellings, such as atan, are aliases of
+    # the same rows: `attach_table_methods` adds them). Where a derivative is infinite at the edge of
+    # the domain (arcsin at 1), the rule divides by zero there: backward() raises, as for sqrt at 0.
+    _op("tan", "tan", 1, lambda m, a: m.tan(a),
+        lambda m, g, out, a: g * (1 + out * out),
+        doc="tangent"),
+    _op("sinh", "sinh", 1, lambda m, a: m.sinh(a),
+        lambda m, g, out, a: g * m.cosh(a),
+        doc="hyperbolic sine"),
+    _op("cosh", "cosh", 1, lambda m, a: m.cosh(a),
+        lambda m, g, out, a: g * m.sinh(a),
+        doc="hyperbolic cosine"),
+    _op("arcsin", "arcsin", 1, lambda m, a: m.arcsin(a),
+        lambda m, g, out, a: g / m.sqrt(1 - a * a),
+        doc="inverse sine, in [-pi/2, pi/2]; its derivative is infinite at -1 and 1",
+        invalid=lambda m, a: (a < -1) | (a > 1), domain_text="-1 <= x <= 1"),
+    _op("arccos", "arccos", 1, lambda m, a: m.arccos(a),
+        lambda m, g, out, a: -g / m.sqrt(1 - a * a),
+        doc="inverse cosine, in [0, pi]; its derivative is infinite at -1 and 1",
+        invalid=lambda m, a: (a < -1) | (a > 1), domain_text="-1 <= x <= 1"),
+    _op("arctan", "arctan", 1, lambda m, a: m.arctan(a),
+        lambda m, g, out, a: g / (1 + a * a),
+        doc="inverse tangent, in (-pi/2, pi/2)"),
+    _op("arcsinh", "arcsinh", 1, lambda m, a: m.arcsinh(a),
+        lambda m, g, out, a: g / m.sqrt(a * a + 1),
+        doc="inverse hyperbolic sine"),
+    _op("arccosh", "arccosh", 1, lambda m, a: m.arccosh(a),
+        lambda m, g, out, a: g / m.sqrt((a - 1) * (a + 1)),  # (a-1)(a+1), exact near 1 unlike a*a - 1
+        doc="inverse hyperbolic cosine, >= 0; its derivative is infinite at 1",
+        invalid=lambda m, a: a < 1, domain_text="x >= 1"),
+    _op("arctanh", "arctanh", 1, lambda m, a: m.arctanh(a),
+        lambda m, g, out, a: g / (1 - a * a),
+        doc="inverse hyperbolic tangent (infinite at -1 and 1, which are outside its domain)",
+        invalid=lambda m, a: (a <= -1) | (a >= 1), domain_text="-1 < x < 1"),
+    _op("log2", "log2", 1, lambda m, a: m.log2(a),
+        lambda m, g, out, a: g / (a * _LN2),
+        doc="base-2 logarithm",
+        invalid=lambda m, a: a <= 0, domain_text="x > 0"),
+    _op("log10", "log10", 1, lambda m, a: m.log10(a),
+        lambda m, g, out, a: g / (a * _LN10),
+        doc="base-10 logarithm",
+        invalid=lambda m, a: a <= 0, domain_text="x > 0"),
+    _op("log1p", "log1p", 1, lambda m, a: m.log1p(a),
+        lambda m, g, out, a: g / (1 + a),
+        doc="log(1 + a), exact for tiny a",
+        invalid=lambda m, a: a <= -1, domain_text="x > -1"),
+    _op("expm1", "expm1", 1, lambda m, a: m.expm1(a),
+        lambda m, g, out, a: g * m.exp(a),  # not out + 1, which loses e ** a for a < -37
+        doc="e ** a - 1, exact for tiny a"),
+    _op("exp2", "exp2", 1, lambda m, a: m.exp2(a),
+        lambda m, g, out, a: g * out * _LN2,
+        doc="2 ** a"),
+    _op("deg2rad", "deg2rad", 1, lambda m, a: a * _RADIANS_PER_DEGREE,
+        lambda m, g, out, a: g * _RADIANS_PER_DEGREE,
+        doc="degrees to radians: a * pi / 180", linear=(_RADIANS_PER_DEGREE,)),
+    _op("rad2deg", "rad2deg", 1, lambda m, a: a * _DEGREES_PER_RADIAN,
+        lambda m, g, out, a: g * _DEGREES_PER_RADIAN,
+        doc="radians to degrees: a * 180 / pi", linear=(_DEGREES_PER_RADIAN,)),
+    _op("mod", "%", 2, lambda m, a, b: a % b,
+        lambda m, g, out, a, b: _off_the_jumps(m, g, out),
+        lambda m, g, out, a, b: _off_the_jumps(m, -g * m.floor_divide(a, b), out),
+        doc="a % b, numpy's mod: a - floor(a / b) * b, with the sign of b; its derivative is undefined "
+            "where a is a multiple of b (the result is 0 there), where it jumps",
+        invalid=lambda m, a, b: b == 0, domain_text="a non-zero divisor", error=ZeroDivisionError),
+    _op("sinc", "sinc", 1, lambda m, a: m.sinc(a),
+        lambda m, g, out, a: g * m.sinc_slope(a),
+        doc="numpy's normalised sinc: sin(pi a) / (pi a), and 1 at 0"),
 )
 # fmt: on
 

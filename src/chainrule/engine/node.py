@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any, Union
 
-from ..backends import FLOAT
+from ..backends import FLOAT, spellings
 from ..ops import OPS, TABLE, Op
 from . import backprop, chain_rule, copying
 from .layout import MANY, HandBuilt, Node, set_inputs, stored_inputs
@@ -458,6 +458,20 @@ class Value(Node):
         """The data as a float (PyTorch's spelling of `.data`)."""
         return self.data
 
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        """numpy's functions written in Python (`np.sinc`) ask here: one that is a row runs the row.
+
+        numpy's ufuncs (`np.tan(v)`) call the method of their name themselves; `np.sinc` would instead
+        compute sin(pi x) / (pi x) with object arrays, which fails on a Value. Every other function
+        gets what it got before this method existed: the Values as 0-d object arrays, for which numpy
+        runs its own code.
+        """
+        if args == (self,) and not kwargs and func.__name__ in _ONE_INPUT_METHODS:
+            return getattr(self, func.__name__)()
+        np = sys.modules["numpy"]  # numpy is calling us, so it is imported
+        as_arrays = [np.asarray(a, dtype=object) if isinstance(a, Value) else a for a in args]
+        return func(*as_arrays, **kwargs)
+
     # --- copying: iterative, so that a long chain copies without recursion ---------------------
     def __copy__(self) -> Value:
         return copying.copy_node(self)
@@ -485,13 +499,20 @@ class Value(Node):
 
 
 def attach_table_methods(cls: type, binary: Callable[..., Any], unary: Callable[..., Any]) -> None:
-    """Give `cls` an operator or method for every row of the table (also used by `Tensor`)."""
+    """Give `cls` an operator or method for every row of the table (also used by `Tensor`).
+
+    A one-input row's method has numpy's name (`arctan`, `deg2rad`), so that `np.arctan(v)`, which
+    calls `v.arctan()`, works; math's spelling of the same function (`atan`, `radians`: the backends'
+    `ALIASES`) is the same method under a second name.
+    """
     for op in TABLE:
         if op.arity == 2:
             setattr(cls, f"__{op.name}__", binary(op, reflected=False))
             setattr(cls, f"__r{op.name}__", binary(op, reflected=True))
         elif op.arity == 1:
-            setattr(cls, op.method, unary(op))
+            method = unary(op)
+            for name in spellings(op.method):
+                setattr(cls, name, method)
 
 
 attach_table_methods(Value, _operator, _unary)
@@ -514,6 +535,7 @@ def constant(x: Operand) -> Value:
 
 
 _SUM = OPS["sum"]
+_ONE_INPUT_METHODS = frozenset(op.method for op in TABLE if op.arity == 1)
 _requires_grad = attrgetter("requires_grad")
 _is_value = Value.__instancecheck__
 

@@ -25,8 +25,23 @@ _HELPERS: dict[str, Callable[[list[str]], str]] = {
     "power_rule": lambda args: f"{args[1]} * {args[0]} ** ({args[1]} - 1)",
     "xlogy": lambda args: f"{args[0]} * log({args[1]})",
     "step": lambda args: f"(1 if {args[0]} > 0 else 0)",
+    "floor_divide": lambda args: f"floor({args[0]} / {args[1]})",
 }
-_CALL = re.compile(r"M_(\w+)\(([^()]*)\)")  # a helper call with placeholder arguments: M_cos({2})
+# A helper call with placeholder arguments, M_cos({2}) or M_sqrt(({2} - 1) * ({2} + 1)), whose
+# arguments hold no other helper call: nested calls (M_step(M_abs({1}))) are rewritten inside out.
+_NO_CALL = r"(?:(?!M_)[^()])"
+_CALL = re.compile(rf"M_(\w+)\(((?:{_NO_CALL}|\({_NO_CALL}*\))*)\)")
+
+
+def _arguments(text: str) -> list[str]:
+    """`a, (b, c)` as ["a", "(b, c)"]: split at the commas outside parentheses."""
+    args, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            args.append(text[start:k].strip())
+            start = k + 1
+    return [*args, text[start:].strip()]
 
 
 def _operand(name: str) -> str:
@@ -68,12 +83,16 @@ def local_formula(op: Op, i: int, out: str, inputs: Sequence[str]) -> str | None
         return None
 
     def helper(match: re.Match[str]) -> str:
-        name, args = match.group(1), [a.strip() for a in match.group(2).split(",")]
+        name, args = match.group(1), _arguments(match.group(2))
         if name in _HELPERS:
             return _HELPERS[name](args)
         return f"{name}({', '.join(args)})"
 
-    template = _CALL.sub(helper, template)
+    while True:  # inside out, one level of nested calls per pass
+        rewritten = _CALL.sub(helper, template)
+        if rewritten == template:
+            break
+        template = rewritten
     text = template.format(_G, _operand(out), *(_operand(name) for name in inputs))
     return _unwrapped(_without_g(text))
 
