@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from operator import mul
 from typing import Any
 
-from .engine import Value
+from .engine import Value, zero_gradients
 from .engine import sum as value_sum
 from .losses import (  # noqa: F401 - re-exported: chainrule.nn.mse_loss etc.
     bce_with_logits,
@@ -38,8 +38,7 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set the gradient of every parameter to 0.0 (do this before each backward pass)."""
-        for p in self.parameters():
-            p.grad = 0.0
+        zero_gradients(self.parameters())
 
     def parameters(self) -> list[Value]:
         """Every trainable Value of this module, in a fixed order."""

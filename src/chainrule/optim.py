@@ -26,7 +26,7 @@ import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .engine import Value
+from .engine import Value, zero_gradients
 
 Schedule = Callable[[int], float]
 LearningRate = float | Schedule
@@ -89,8 +89,7 @@ class Optimizer:
     def zero_grad(self) -> None:
         """Set every parameter's gradient to 0.0 (call it before each backward pass); nothing to do
         for an optimizer on a parameter array, whose gradient is passed to `step`."""
-        for p in self.params:
-            p.grad = 0.0
+        zero_gradients(self.params)
 
     def step(self, dtheta: Any = None) -> None:
         """Update the parameters, then count the step: parameter Values from their `.grad`

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import GRAD_LOCK
+from ..engine import add_gradients
 from ..ops import Op
 from .batch_steps import MapStep, SumsOfProductsStep
 from .instruction import CONSTANT, PARAMETER
@@ -359,10 +359,7 @@ class BatchPlan:
             float(g.sum()) if g is not None and isinstance(x, float) else g
             for x, g in zip(values, in_grads, strict=True)
         )
-        with GRAD_LOCK:
-            for p, g in zip(self.param_values, param_grads.tolist(), strict=True):
-                if p.requires_grad:  # frozen since compiling: it receives nothing, as eager backward() does
-                    p.grad += g
+        add_gradients(self.param_values, param_grads.tolist())  # frozen since compiling: nothing
         return (outs[0] if self.program.single else outs), grads
 
     def loss_and_grad(self, theta: Any, args: tuple[Any, ...]) -> tuple[float, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..backends import FLOAT
-from ..engine import GRAD_LOCK
+from ..engine import add_gradients
 from ..errors import DomainError, rule_failure, with_context
 from ..ops import Op
 
@@ -89,9 +89,4 @@ def add_parameter_gradients(parameters: Sequence[Any], grads: Sequence[float]) -
     """Add a float-mode run's gradients into its parameters' `.grad`, under the lock that makes
     threads' sums exact, and only into those that still require a gradient (one frozen after
     compiling gets none)."""
-    # under the engine's lock, the one eager backward sweeps hold, so that runs and sweeps in several
-    # threads that share parameters leave the exact sum (`p.grad += g` is a read, an add and a write)
-    with GRAD_LOCK:
-        for p, g in zip(parameters, grads, strict=True):
-            if p.requires_grad:
-                p.grad += g
+    add_gradients(parameters, grads)

@@ -17,7 +17,7 @@ listed after `node.py` above it in this order of layers: layout, walk, mode, cha
 backprop, copying, node.
 """
 
-from .backprop import backward, gradients
+from .backprop import add_gradients, backward, gradients, zero_gradients
 from .chain_rule import contributions, hand_built_contributions, rule_contributions, sweep
 from .copying import flatten_graph, rebuild_nodes
 from .layout import HandBuilt, Node, operation_of
@@ -47,6 +47,7 @@ from .walk import (
 
 __all__ = [
     "GRAD_LOCK",
+    "add_gradients",
     "HandBuilt",
     "NoDataError",
     "Node",
@@ -84,4 +85,5 @@ __all__ = [
     "symbolic",
     "to_float",
     "topological_order",
+    "zero_gradients",
 ]

@@ -26,6 +26,26 @@ from .mode import GRAD_LOCK, STATE
 from .walk import gradient_order
 
 
+def add_gradients(nodes: Any, grads: Any) -> None:
+    """Add each float gradient into its node's `.grad`, as `backward()` does; skip frozen nodes.
+
+    For engines that computed the gradients elsewhere (a compiled Program): under the lock every pass
+    holds, so that threads sharing parameters leave the exact sum, and only into nodes that still
+    take a gradient (one frozen after compiling gets none). It writes the slot behind `.grad` directly:
+    these are numbers the engine made, which need none of the public setter's checks.
+    """
+    with GRAD_LOCK:
+        for node, g in zip(nodes, grads, strict=True):
+            if node.requires_grad:
+                node._grad += g
+
+
+def zero_gradients(nodes: Any) -> None:
+    """Set `.grad = 0.0` on each of `nodes` (what `Module.zero_grad` and the optimizers do)."""
+    for node in nodes:
+        node._grad = 0.0
+
+
 def _check_root(root: Any, what: str) -> None:
     root.data  # noqa: B018 - a placeholder (or a node computed from one) raises the error naming it
     if not root.requires_grad:
