@@ -330,3 +330,12 @@ def test_the_operators_make_the_node_apply_makes_for_every_row_and_hostile_numbe
                     flipped = getattr(b, f"__r{op.name}__")(x)
                     want = op.forward(chainrule.backends.FLOAT, x, y)
                     assert _same_number(flipped.data, want), (op.name, "reflected", x, y)
+
+
+def test_explore_and_gradcheck_catch_the_assignment_bug_too() -> None:
+    a = Value(3.0, label="a")
+    with pytest.raises(BackwardClosureError, match=r"input 'a' with '='"):
+        chainrule.explore(_plus_with_assignment(a, a))
+    with pytest.raises(chainrule.GradcheckError, match=r"write '\+=' instead"):
+        chainrule.gradcheck(lambda x: _plus_with_assignment(x, x), 3.0)
+    assert a.grad == 0.0
