@@ -52,7 +52,7 @@ CANCELLING = (1e300, 2.0**60, 1e16)  # x and -x in one sample: sums of them canc
 DOMAIN_ERRORS = (DomainError, ZeroDivisionError)
 # Tensor's backward gives inf where eager's derivative is undefined (sqrt at 0): a bug, pinned by the
 # strict xfail `test_tensor_refuses_an_undefined_derivative_as_eager_does`. Turn this on with its fix.
-TENSOR_REFUSES_UNDEFINED_DERIVATIVES = False
+TENSOR_REFUSES_UNDEFINED_DERIVATIVES = True
 
 
 # --- ops made with defop --------------------------------------------------------------------
@@ -610,8 +610,10 @@ def check_every_engine(c: Case, ops: Ops) -> list[Outcome]:
     try:
         Compiled(c, ops)
     except DOMAIN_ERRORS as exc:  # an op on weights alone out of its domain: building the graph raises
+        # (at that op, which eager may meet after another op already refused the sample's inputs)
         for s, o in enumerate(outcomes):
-            report.check(str(o.error) == str(exc), "compile", f"sample {s}", str(exc), str(o.error))
+            agrees = o.error is not None and same_error(exc, o.error, c, ops)
+            report.check(agrees, "compile", f"sample {s}", str(exc), str(o.error))
     else:
         check_float_mode(c, ops, outcomes, report)
         check_batch_engines(c, ops, outcomes, report)
@@ -811,7 +813,7 @@ def test_the_bound_allows_no_reassociation_across_nodes() -> None:
 def test_to_jax_may_skip_the_rounding_of_a_product_before_an_addition_and_no_more() -> None:
     """The one convention of to_jax the bound test allows for (docs/reliability.md): XLA fuses this
     product, its negation and the addition into one fused multiply-add. Batch mode and to_torch
-    give eager's number exactly; to_jax is at most one rounding of the product away."""
+    give eager's number exactly; to_jax is at most one rounding of the product (and of the sum) away."""
     torch = need("torch")
 
     def graph(x: Value, w: Value) -> list[Value]:
@@ -828,16 +830,10 @@ def test_to_jax_may_skip_the_rounding_of_a_product_before_an_addition_and_no_mor
     assert program.to_torch()(torch.tensor([0.1], dtype=torch.float64))[2].item() == eager_value
     fn, theta = program.to_jax()
     got = float(fn(theta, np.array([0.1]))[2][0])
-    assert abs(got - eager_value) <= U * abs(w.data * 0.1)
+    # one rounding of the product skipped (at most half an ulp of it), then the sum's own rounding
+    assert abs(got - eager_value) <= U * (abs(w.data * 0.1) + abs(eager_value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Tensor's backward gives inf where eager's derivative is undefined: "
-    "Value(0.0).sqrt().backward() raises DomainError ('sqrt: the derivative is undefined at (0.0,)'), "
-    "float and batch mode raise it too, but t = Tensor([1.0, 0.0]); t.sqrt().backward(np.ones(2)) "
-    "leaves t.grad == [0.5, inf]",
-)
 def test_tensor_refuses_an_undefined_derivative_as_eager_does() -> None:
     x = placeholder("x")
     program = cr.compile(x.sqrt(), [x])

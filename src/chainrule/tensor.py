@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import numpy_backend
+from .backends import FLOAT, numpy_backend
 from .engine import (
     GRAD_LOCK,
     Node,
@@ -37,7 +37,7 @@ from .engine import (
     sweep,
     topological_order,
 )
-from .errors import DomainError
+from .errors import DomainError, rule_failure, with_context
 from .ops import TENSOR_OPS_BY_NAME, Op
 
 _M = numpy_backend()
@@ -452,12 +452,39 @@ def _step(node: Tensor, g: np.ndarray, graph: bool = False) -> list[tuple[int, T
         return []
     inputs = node._prev
     wanted = [t.requires_grad for t in inputs]  # False if switched off after the graph was built
-    found = rule_contributions(op, g, node.data, [t.data for t in inputs], wanted, _M, node._kw)
+    xs = [t.data for t in inputs]
+    found = rule_contributions(op, g, node.data, xs, wanted, _M, node._kw)
+    if node._kw is _NO_KW:  # an elementwise row: refuse, as eager does, where its derivative is undefined
+        for i, d in enumerate(found):
+            if d is not None:
+                _refuse_undefined(op, i, g, node.data, xs, d)
     return [
         (i, t, _unbroadcast(d, t.shape))
         for i, (t, d, w) in enumerate(zip(inputs, found, wanted, strict=True))
         if w
     ]
+
+
+def _refuse_undefined(op: Op, i: int, g: Any, out: Any, xs: list[Any], d: Any) -> None:
+    """Raise eager's DomainError where row `op`'s derivative for input `i` gave NaN or inf on arrays.
+
+    numpy says inf or NaN where Python's floats raise (sqrt's slope at 0 is 1 / 0). At each such entry
+    (whose operands are finite: a NaN given as data propagates) the row's float rule is run, as
+    eager backward() runs it; if it raises, so does this, naming the op, the values and the index.
+    """
+    bad = ~np.isfinite(d)
+    if not bad.any():
+        return
+    shape = np.broadcast_shapes(np.shape(d), np.shape(g), np.shape(out), *(np.shape(x) for x in xs))
+    for index in np.argwhere(np.broadcast_to(bad, shape))[:1000]:  # bounded: the first 1,000 entries
+        at = tuple(int(k) for k in index)
+        values = tuple(float(np.broadcast_to(x, shape)[at]) for x in xs)
+        g_at, out_at = float(np.broadcast_to(g, shape)[at]), float(np.broadcast_to(out, shape)[at])
+        try:
+            op.derivative(i)(FLOAT, g_at, out_at, *values)
+        except (ArithmeticError, ValueError) as exc:
+            where = f"batch index {at[0]}" if len(at) == 1 else f"index {at}"  # as batch mode says it
+            raise with_context(rule_failure(op.name, values, exc), f"at {where}") from exc
 
 
 def _axes(t: Tensor, axis: Any, what: str) -> tuple[int, ...] | None:
