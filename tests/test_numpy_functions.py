@@ -439,3 +439,15 @@ def test_the_explorers_formula_of_every_row_evaluates_to_its_rule(op: Op) -> Non
             scope[name] = getattr(FLOAT, name)
         got = eval(formula, {"__builtins__": {}}, scope)  # noqa: S307 - the formula chainrule wrote
         assert got == pytest.approx(op.derivative(i)(FLOAT, 1.0, out, *xs), rel=1e-12), (op.name, formula)
+
+
+def test_draw_expressions_take_percent_as_numpys_mod() -> None:
+    built = build("r = a % b; L = r * a", {"a": 5.5, "b": 2.0})
+    out = built.output
+    out.backward()
+    a, b = Value(5.5), Value(2.0)
+    want = (a % b) * a
+    want.backward()
+    assert out.data == want.data == 1.5 * 5.5
+    assert built.inputs["a"].grad == a.grad and built.inputs["b"].grad == b.grad == -2.0 * 5.5
+    assert "%" in cr.drawing.to_dot(out)

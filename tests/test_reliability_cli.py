@@ -181,10 +181,9 @@ AST_NAMES = {name for name in dir(ast) if isinstance(getattr(ast, name), type) a
     ("expression", "words"),
     [
         ("# x", "the expression is empty (it holds only a comment)"),
-        ("a//b", "the operator '//' is not allowed in 'a//b' (allowed: + - * / ** and unary -)"),
+        ("a//b", "the operator '//' is not allowed in 'a//b' (allowed: + - * / ** % and unary -)"),
         ("not a", "the operator 'not' is not allowed"),
         ("~a", "the operator '~' is not allowed"),
-        ("a % b", "the operator '%' is not allowed"),
         ("a @ b", "the operator '@' is not allowed"),
         ("a << b", "the operator '<<' is not allowed"),
         ("a += b", "augmented assignment is not allowed"),

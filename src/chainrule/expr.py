@@ -40,6 +40,7 @@ _BINARY = {
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
+    ast.Mod: operator.mod,  # numpy's mod: the table's `mod` row
 }
 # What the refusals call the syntax they refuse, so the message says what was written.
 _REFUSED = {
@@ -91,10 +92,9 @@ _REFUSED = {
     ast.FormattedValue: "an f-string",
     ast.Slice: "a slice",
 }
-# Operators outside + - * / ** and unary -, as they are written.
+# Operators outside + - * / ** % and unary -, as they are written.
 _OPERATOR_TEXT = {
     ast.FloorDiv: "//",
-    ast.Mod: "%",
     ast.MatMult: "@",
     ast.LShift: "<<",
     ast.RShift: ">>",
@@ -104,7 +104,7 @@ _OPERATOR_TEXT = {
     ast.Not: "not",
     ast.Invert: "~",
 }
-_ALLOWED_OPERATORS = "+ - * / ** and unary -"
+_ALLOWED_OPERATORS = "+ - * / ** % and unary -"
 # warnings.catch_warnings changes process-wide state: one parse at a time changes it.
 _PARSE_LOCK = threading.Lock()
 
