@@ -365,7 +365,9 @@ class Value(Node):
     def _set_grad(self, value: Any) -> None:
         # a float (a float subclass too: a hand-built closure's lent .grad) or, after
         # backward(create_graph=True), a Value; anything else must be a real number
-        self._grad = value if isinstance(value, float | Node) else to_float(value, "Value.grad")
+        if type(value) is not float and not isinstance(value, float | Node):
+            value = to_float(value, "Value.grad")
+        self._grad = value
 
     data = property(attrgetter("_data"), _set_data, doc="The number this node holds (a float).")
     grad = property(attrgetter("_grad"), _set_grad, doc="d(output)/d(self), added up by backward().")
