@@ -306,7 +306,7 @@ def _same_number(a: float, b: float) -> bool:
 
 
 def test_the_operators_make_the_node_apply_makes_for_every_row_and_hostile_numbers() -> None:
-    from chainrule.engine import apply, inputs_of
+    from chainrule.engine import apply, stored_inputs
 
     for op in TABLE:
         if op.arity not in (1, 2):
@@ -324,7 +324,7 @@ def test_the_operators_make_the_node_apply_makes_for_every_row_and_hostile_numbe
                 got = getattr(a, f"__{op.name}__" if op.arity == 2 else op.method)(*operands[1:])
                 assert _same_number(got.data, expected.data), (op.name, x, y)
                 assert got._operation is expected._operation is op
-                assert inputs_of(got) == inputs_of(expected)
+                assert stored_inputs(got) == stored_inputs(expected)
                 assert got.requires_grad == expected.requires_grad and got.grad == 0.0 and got.label == ""
                 if op.arity == 2:  # the reflected operator, with a number on the left
                     flipped = getattr(b, f"__r{op.name}__")(x)

@@ -904,7 +904,7 @@ def test_each_node_is_its_op_on_the_engines_own_operands_within_a_few_ulps(seed:
 
             for k, node in enumerate(nodes):
                 op = by_symbol[node._op]
-                stored = cr.engine.inputs_of(node)
+                stored = cr.engine.stored_inputs(node)
                 # operands: numbers stored in the node, this engine's nodes and inputs, weights, constants
                 operands = [
                     float(x) if not isinstance(x, Value) else known[id(x)] if id(x) in known else x.data

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .engine import Value, inputs_of, operation_of, set_observer
+from .engine import Value, operation_of, set_observer, stored_inputs
 from .ops import Op
 
 # the chainrule package's folder: frames inside it are chainrule's own, not the user's code
@@ -122,7 +122,7 @@ class _Observer:
                 site=site,
             )
         _sites[id(node)] = _user_site()
-        _made_from[id(node)] = (op, tuple(map(id, inputs_of(node))), tuple(inputs), data)
+        _made_from[id(node)] = (op, tuple(map(id, stored_inputs(node))), tuple(inputs), data)
 
     def checks(self) -> _Checks | None:
         """The backward sweep's checking hook for this thread: the checks inside a block, else None."""
@@ -190,7 +190,7 @@ class _Checks:
         if made is None or operation_of(node) is not made[0]:
             return
         op, ids, inputs, data = made
-        children = inputs_of(node)
+        children = stored_inputs(node)
         if tuple(map(id, children)) != ids:
             return  # another node, made outside the block, that took a dead node's id
         now = tuple(c if type(c) is float else c.data for c in children)

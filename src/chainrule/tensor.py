@@ -52,16 +52,6 @@ _RESHAPE, _TRANSPOSE = TENSOR_OPS_BY_NAME["reshape"], TENSOR_OPS_BY_NAME["transp
 ArrayLike = Any  # a number, a (nested) list of numbers, a numpy array or a Tensor
 
 
-class _Comparison:
-    """What `_operand` needs to name a comparison in its error message (comparisons are no table rows)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-_COMPARE = {name: _Comparison(name) for name in ("eq", "ne", "lt", "le", "gt", "ge")}
-
-
 def _as_array(x: Any, what: str, copy: bool = False) -> np.ndarray:
     """`x` as a float64 array, or a TypeError naming `what` and the type when it holds no real numbers."""
     if isinstance(x, Tensor):
@@ -93,16 +83,18 @@ def _unbroadcast(g: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 # --- building nodes -------------------------------------------------------------------------------
-def _operand(x: Any, op: Op) -> Tensor:
-    """`x` as a Tensor: a Tensor as it is, a number or array as a constant (no gradient)."""
+def _operand(x: Any, what: str) -> Tensor:
+    """`x` as a Tensor: a Tensor as it is, a number or array as a constant (no gradient).
+
+    `what` names the operation for the error message (an op's name, or a comparison's: "eq").
+    """
     if isinstance(x, Tensor):
         return x
     try:
-        data = _as_array(x, op.name)
+        data = _as_array(x, what)
     except TypeError:
         raise TypeError(
-            f"{op.name}: a Tensor combines with numbers, arrays and Tensors, "
-            f"not {type(x).__name__}: {_show(x)}"
+            f"{what}: a Tensor combines with numbers, arrays and Tensors, not {type(x).__name__}: {_show(x)}"
         ) from None
     return _constant(data)
 
@@ -150,7 +142,7 @@ def apply(op: Op, *args: Any) -> Tensor:
         raise TypeError(
             f"{op.name}: a Tensor node takes one or two inputs; this op takes {op.arity or 'any number'}"
         )
-    inputs = tuple(_operand(x, op) for x in args)
+    inputs = tuple(_operand(x, op.name) for x in args)
     if len(inputs) == 2:
         _broadcastable(op, *inputs)
     return _apply(op, inputs)
@@ -186,7 +178,7 @@ def _binary(op: Op, reflected: bool) -> Callable[[Tensor, Any], Tensor]:
     """Tensor's method for the two-input table op `op`: `__mul__`, or `__rmul__` when `reflected`."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        other = _operand(other, op)
+        other = _operand(other, op.name)
         a, b = (other, self) if reflected else (self, other)
         _broadcastable(op, a, b)
         return _apply(op, (a, b))
@@ -297,7 +289,7 @@ class Tensor(Node):
     __hash__ = object.__hash__
 
     def _compare(self, other: Any, how: Callable[[Any, Any], Any], name: str) -> np.ndarray:
-        theirs = other.data if isinstance(other, Tensor) else _operand(other, _COMPARE[name]).data
+        theirs = other.data if isinstance(other, Tensor) else _operand(other, name).data
         return np.asarray(how(self.data, theirs))
 
     def __eq__(self, other: Any) -> np.ndarray:  # type: ignore[override]
@@ -332,11 +324,11 @@ class Tensor(Node):
         return self.matmul(other)
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return _operand(other, _MATMUL).matmul(self)
+        return _operand(other, _MATMUL.name).matmul(self)
 
     def matmul(self, other: ArrayLike) -> Tensor:
         """self @ other for 1-D and 2-D Tensors: a matrix product, matrix times vector, or a dot product."""
-        other = _operand(other, _MATMUL)
+        other = _operand(other, _MATMUL.name)
         a, b = self.shape, other.shape
         if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2):
             raise ValueError(f"matmul: works on 1-D and 2-D Tensors, got shapes {a} and {b}")

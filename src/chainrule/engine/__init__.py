@@ -20,7 +20,7 @@ backprop, copying, node.
 from .backprop import add_gradients, backward, gradients, zero_gradients
 from .chain_rule import contributions, hand_built_contributions, rule_contributions, sweep
 from .copying import flatten_graph, rebuild_nodes
-from .layout import HandBuilt, Node, operation_of
+from .layout import HandBuilt, Node, operation_of, stored_inputs
 from .mode import GRAD_LOCK, enable_grad, is_grad_enabled, no_grad, set_observer
 from .node import (
     Value,
@@ -28,14 +28,13 @@ from .node import (
     as_float,
     attach_table_methods,
     constant,
-    inputs_of,
     is_real,
     leaf,
     not_a_number,
     sum,  # noqa: A004 - chainrule.sum, like numpy.sum
     to_float,
 )
-from .placeholder import NoDataError, Symbolic, is_placeholder, placeholder, symbolic
+from .placeholder import NoDataError, Symbolic, placeholder, symbolic
 from .walk import (
     count_nodes,
     depends_on,
@@ -66,9 +65,7 @@ __all__ = [
     "gradient_order",
     "gradients",
     "hand_built_contributions",
-    "inputs_of",
     "is_grad_enabled",
-    "is_placeholder",
     "is_real",
     "leaf",
     "no_grad",
@@ -80,6 +77,7 @@ __all__ = [
     "rebuild_nodes",
     "rule_contributions",
     "set_observer",
+    "stored_inputs",
     "sum",
     "sweep",
     "symbolic",

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ..backends import FLOAT, VALUE
 from ..errors import BackwardClosureError, rule_failure
-from .layout import MANY, Node, stored_inputs
+from .layout import Node, stored_inputs
 from .mode import GRAD_LOCK
 
 NO_PARAMS: dict[str, Any] = {}  # the parameters of a row that has none (a Tensor row may have some)
@@ -65,7 +65,7 @@ def contributions(node: Node, g: Any, graph: bool = False) -> list[Contribution]
         inputs = node._prev  # numbers stored in the node become constant Values: rules call methods
         out, xs, m = node, inputs, VALUE
     else:
-        inputs = node._a if node._b is MANY else tuple(x for x in (node._a, node._b) if x is not None)
+        inputs = stored_inputs(node)  # numbers stored in the node stay floats: no constant Values made
         out, m = node._data, FLOAT
         xs = [x if type(x) is float else x._data for x in inputs]
     wanted = [type(x) is not float and x.requires_grad for x in inputs]

@@ -552,9 +552,4 @@ def sum(values: Iterable[Operand]) -> Value:  # noqa: A001 - chainrule.sum, like
     return apply(_SUM, *children)
 
 
-def inputs_of(node: Value) -> tuple[Any, ...]:
-    """The inputs of `node` as stored: Values, and plain numbers as floats (cheaper than `_prev`)."""
-    return stored_inputs(node)
-
-
 __all__ = ["Value", "apply", "attach_table_methods", "constant", "depends_on", "leaf", "sum"]

@@ -99,8 +99,3 @@ def symbolic(op: Op, children: tuple[Any, ...]) -> Value:
     node._operation = op
     set_inputs(node, tuple(children), many=op.arity is None or op.hand_built)
     return node
-
-
-def is_placeholder(node: Any) -> bool:
-    """Whether `node` is a placeholder itself (an input of a traced graph), not a node computed from one."""
-    return isinstance(node, Symbolic) and node._operation is None
