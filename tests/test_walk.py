@@ -1,0 +1,77 @@
+"""The walk a backward pass sweeps: `gradient_order` gives exactly a plain depth-first search's order.
+
+The order decides in which order the contributions into a shared node are added up, so a faster walk
+must not change it by one node: the gradients would then differ in their last bits. The plain search
+below (push every input that takes a gradient, then finish a node once all of them are done) is the
+definition the engine's walk, with its shortcuts, is held to.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+import chainrule
+from chainrule import Value
+from chainrule.engine import gradient_order
+from chainrule.engine.layout import stored_inputs
+from test_chain_rule import random_graph
+
+_DONE = object()
+
+
+def plain_search_order(root: Any) -> list[Any]:
+    """Every node a gradient flows into, each after its inputs: the textbook iterative search."""
+    order: list[Any] = []
+    seen: set[Any] = set()
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if node is _DONE:
+            order.append(stack.pop())
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack += [node, _DONE]
+        for child in stored_inputs(node):
+            if type(child) is not float and child not in seen and child.requires_grad:
+                stack.append(child)
+    return order
+
+
+def _inputs(node: Any) -> list[Any]:
+    return [c for c in stored_inputs(node) if type(c) is not float and c.requires_grad]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_gradient_order_is_the_plain_search_order(seed: int) -> None:
+    root, leaves = random_graph(random.Random(seed))
+    if random.Random(seed).random() < 0.3:
+        leaves[0].requires_grad = False  # switched off after the graph was built: no longer visited
+    want = plain_search_order(root)
+    assert gradient_order(root) == want
+    assert gradient_order(root, zero_scratch=True) == want
+    assert all(node._g == 0.0 for node in want)
+    position = {node: i for i, node in enumerate(want)}
+    assert all(position[c] < position[node] for node in want for c in _inputs(node))
+
+
+def test_gradient_order_of_shared_inputs_chains_and_neurons() -> None:
+    x, w, b = Value(0.5), Value(-1.0), Value(0.25)
+    shapes = [
+        x + x * 2,  # x pushed early, reached again deeper down
+        x * x,  # the same input twice
+        chainrule.sum([b, w * x, w * (x + 1.0), x]),  # a neuron: products whose inputs are seen
+        ((x * 1.5 + 0.5).relu() - 0.25) / 1.5,  # a chain with numbers in its slots
+        chainrule.sum([x, x, w]) * chainrule.sum([w, b]),
+    ]
+    for root in shapes:
+        assert gradient_order(root) == plain_search_order(root)
+    y = x
+    for _ in range(10_000):  # deep: no recursion
+        y = (y * 1.0001).relu()
+    assert gradient_order(y) == plain_search_order(y)
+    assert gradient_order(y)[0] is x and len(gradient_order(y)) == 20_001
