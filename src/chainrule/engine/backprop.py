@@ -66,11 +66,6 @@ def _reference(root: Any, order: list[Any], graph: bool) -> dict[Any, Any]:
         return sweep(root, seed, order, graph=True, check=check)
 
 
-def _fast_path_allowed(nested: bool) -> bool:
-    observer = STATE.observer
-    return not nested and (observer is None or observer.checks() is None)
-
-
 def _fast(root: Any, accumulate: bool) -> list[Any]:
     """The fast float sweep from `root`; returns the order it swept (gradients in `_g`, or in `.grad`)."""
     order = gradient_order(root, zero_scratch=True)
@@ -79,23 +74,41 @@ def _fast(root: Any, accumulate: bool) -> list[Any]:
     return order
 
 
+def _run(root: Any, create_graph: bool, into_grad: bool) -> dict[Any, Any] | None:
+    """One backward pass from `root`, under the lock: into `.grad` (`into_grad`), or as a dict.
+
+    Written out rather than with a context manager for the bookkeeping: it runs once per backward()
+    call, and a generator-based one cost about 1 us of a 1,000-op chain's 300 us.
+    """
+    with GRAD_LOCK:
+        nested = STATE.sweeps_running > 0
+        STATE.sweeps_running += 1
+        try:
+            observer = STATE.observer
+            if not create_graph and not nested and (observer is None or observer.checks() is None):
+                order = _fast(root, accumulate=into_grad)
+                return None if into_grad else {node: node._g for node in order}
+            order = gradient_order(root)
+            grads = _reference(root, order, create_graph)
+            if not into_grad:
+                return grads
+            for node in order:  # every gradient is known: only now does any .grad change
+                g = grads.get(node)
+                if g is None:
+                    continue
+                if create_graph:  # keep the gradient graph free of a needless "0.0 + g" node
+                    node.grad = g if type(node.grad) is float and node.grad == 0.0 else node.grad + g
+                else:
+                    node.grad += g
+            return None
+        finally:
+            STATE.sweeps_running -= 1
+
+
 def backward(root: Any, create_graph: bool = False) -> None:
     """Add d(root)/d(node) into `.grad` of every node below `root`: all of them, or (on error) none."""
     _check_root(root, "backward")
-    with GRAD_LOCK, mode.sweeping() as nested:
-        if not create_graph and _fast_path_allowed(nested):
-            _fast(root, accumulate=True)
-            return
-        order = gradient_order(root)
-        grads = _reference(root, order, create_graph)
-        for node in order:  # every gradient is known: only now does any .grad change
-            g = grads.get(node)
-            if g is None:
-                continue
-            if create_graph:  # keep the gradient graph free of a needless "0.0 + g" node
-                node.grad = g if type(node.grad) is float and node.grad == 0.0 else node.grad + g
-            else:
-                node.grad += g
+    _run(root, create_graph, into_grad=True)
 
 
 def gradients(root: Any, create_graph: bool = False) -> dict[Any, Any]:
@@ -104,7 +117,6 @@ def gradients(root: Any, create_graph: bool = False) -> dict[Any, Any]:
     With `create_graph`, the gradients are `Value`s connected to the graph (differentiable again).
     """
     _check_root(root, "backward")
-    with GRAD_LOCK, mode.sweeping() as nested:
-        if not create_graph and _fast_path_allowed(nested):
-            return {node: node._g for node in _fast(root, accumulate=False)}
-        return _reference(root, gradient_order(root), create_graph)
+    grads = _run(root, create_graph, into_grad=False)
+    assert grads is not None  # for the type checker: a pass not into .grad returns its dict
+    return grads

@@ -5,7 +5,8 @@
   `no_grad()`; only while some thread is, an operation asks its own thread (`recording()`).
 - `GRAD_LOCK`: every backward sweep holds it, because graphs built in different threads may share
   parameters, and with them the scratch `_g` and `.grad` slots. It is re-entrant: a rule or closure
-  run inside a sweep may itself call `backward()` or `chainrule.grad`.
+  run inside a sweep may itself call `backward()` or `chainrule.grad`. `STATE.sweeps_running` counts
+  the sweeps under way; only the thread holding the lock changes it, so no thread-local is needed.
 - The instrumentation seam (`set_observer`): None, or an object whose `created(node, op, inputs)`
   sees every node an operation makes and whose `checks()` gives the backward sweep its checking hook
   (in the threads that asked for it). `chainrule.anomaly` is its one user. Reading one attribute per
@@ -21,19 +22,22 @@ from typing import Any
 
 
 class EngineState:
-    """The two flags every operation reads: kept on one object so that they can change at run time."""
+    """The flags every operation and every backward pass reads: on one object, to change at run time."""
 
-    __slots__ = ("recording_everywhere", "observer")
+    __slots__ = ("recording_everywhere", "observer", "sweeps_running")
 
     def __init__(self) -> None:
         self.recording_everywhere = True  # False while some thread is inside no_grad()
         self.observer: Any = None  # see set_observer
+        # Backward sweeps under way. Changed only while GRAD_LOCK is held, so a count above 0 seen
+        # under the lock is this very thread's outer sweep (a rule that calls backward()).
+        self.sweeps_running = 0
 
 
 STATE = EngineState()
 GRAD_LOCK = threading.RLock()
 
-_local = threading.local()  # .enabled: this thread's grad mode; .sweeps: backward sweeps running
+_local = threading.local()  # .enabled: this thread's grad mode
 _mode_lock = threading.Lock()
 _threads_without_grad = 0  # no_grad() blocks open right now, in all threads together
 
@@ -80,18 +84,3 @@ def is_grad_enabled() -> bool:
 def set_observer(observer: Any) -> None:
     """Install the instrumentation seam's observer (None to remove it); see the module docstring."""
     STATE.observer = observer
-
-
-@contextmanager
-def sweeping() -> Iterator[bool]:
-    """Mark a backward sweep as running in this thread; yields whether another one already was.
-
-    A sweep that starts inside another one (a rule or closure that itself calls `backward()`) must not
-    use the nodes' shared `_g` scratch slots, which the outer sweep is still using.
-    """
-    depth = getattr(_local, "sweeps", 0)
-    _local.sweeps = depth + 1
-    try:
-        yield depth > 0
-    finally:
-        _local.sweeps = depth
