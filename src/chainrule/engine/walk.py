@@ -62,7 +62,10 @@ def gradient_order(root: Any, zero_scratch: bool = False) -> list[Any]:
     # the root) but also reachable deeper down (y = x + x*2) must be finished before every user.
     seen: set[Any] = set()
     stack: list[Any] = [root]
-    push, pop, mark, emit = stack.append, stack.pop, seen.add, order.append
+    # The nodes passed on the way down a chain (each with one input left to visit), to be finished
+    # together, the last one first, where the chain ends.
+    chain: list[Any] = []
+    push, pop, mark, emit, link = stack.append, stack.pop, seen.add, order.append, chain.append
     while stack:
         node = pop()
         if node is _EXIT:
@@ -70,43 +73,53 @@ def gradient_order(root: Any, zero_scratch: bool = False) -> list[Any]:
             continue
         if node in seen:
             continue
-        # Expand `node`. Two shortcuts keep the order exactly that of a plain depth-first search
-        # (pushing every input, then a node and its _EXIT marker), and save most of its stack
-        # traffic, which is most of a walk's cost: a node with nothing left to visit is finished at
-        # once (most products of a neuron: both inputs already seen), and the input a search would
-        # pop next is expanded right here, without a push and a pop (every link of a chain).
+        # Expand `node`, and go on down from it. The order is exactly that of a plain depth-first
+        # search, which pushes every input, then the node and an _EXIT marker to finish it by, but
+        # most of that stack traffic (the larger part of a walk's cost) is saved: the input such a
+        # search would pop next is expanded right here; a node with one input left to visit (every
+        # link of a chain) waits in `chain` instead of on the stack; and a node with nothing left to
+        # visit (a leaf; most products of a neuron, whose inputs are already seen) is finished at once.
         while True:
             mark(node)
             if zero_scratch:
                 node._g = 0.0
             a = node._a
-            if a is None:  # a leaf is finished as soon as it is reached
-                emit(node)
-                break
             b = node._b
-            if b is MANY:
-                push(node)
-                push(_EXIT)
-                for child in a:
-                    if child not in seen and child.requires_grad:
-                        push(child)
-                if stack[-1] is _EXIT:  # every input was visited already
-                    pop()
-                    emit(pop())
-                break
-            # The inputs still to visit; a number operand is a float here (it takes no gradient).
-            if type(a) is float or a in seen or not a.requires_grad:
-                a = None
-            if b is None or type(b) is float or b in seen or not b.requires_grad:
-                b = None
-            if a is None and b is None:
-                emit(node)
-                break
+            if b is not MANY:
+                # The inputs still to visit (a leaf has none); a number operand is a float here.
+                if a is not None and (type(a) is float or a in seen or not a.requires_grad):
+                    a = None
+                if b is not None and (type(b) is float or b in seen or not b.requires_grad):
+                    b = None
+                if a is None and b is None:  # finished, and with it the chain that led here
+                    emit(node)
+                    if chain:
+                        order.extend(reversed(chain))
+                        chain.clear()
+                    break
+                if a is None or b is None:  # one input to visit: go on down the chain
+                    link(node)
+                    node = a if b is None else b
+                    continue
+            # Several inputs to visit: the chain that led here waits on the stack, below this node.
+            if chain:
+                for waiting in chain:
+                    push(waiting)
+                    push(_EXIT)
+                chain.clear()
             push(node)
             push(_EXIT)
-            if a is not None and b is not None:
-                push(a)  # visited after b, as a search that pushed both would
-            node = b if b is not None else a
+            if b is not MANY:  # b now, a once b is done
+                push(a)
+                node = b
+                continue
+            for child in a:
+                if child not in seen and child.requires_grad:
+                    push(child)
+            if stack[-1] is _EXIT:  # every input was visited already
+                pop()
+                emit(pop())
+            break
     return order
 
 
