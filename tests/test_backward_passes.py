@@ -15,11 +15,19 @@ import chainrule
 from chainrule import DomainError, Value
 from chainrule.engine.mode import STATE
 
+_UNTOUCHED = "untouched"
+
+
+def _leaf(x: float) -> Value:
+    """A leaf whose scratch slot shows whether the fast sweep ran over it (the reference sweep never
+    touches the slot; the fast one leaves the node's previous .grad there)."""
+    v = Value(x)
+    v._g = _UNTOUCHED
+    return v
+
 
 def _took_the_fast_sweep(leaf: Value) -> bool:
-    # the fast sweep leaves each node's previous .grad in its scratch slot; the reference one never
-    # touches the slot
-    return getattr(leaf, "_g", None) == 0.0
+    return leaf._g is not _UNTOUCHED
 
 
 def test_the_count_of_sweeps_comes_back_to_zero_after_a_failed_pass() -> None:
@@ -27,14 +35,14 @@ def test_the_count_of_sweeps_comes_back_to_zero_after_a_failed_pass() -> None:
     with pytest.raises(DomainError):
         (x**0.5).backward()  # the slope of sqrt at 0 divides by zero
     assert STATE.sweeps_running == 0
-    y = Value(2.0)
+    y = _leaf(2.0)
     (y * 3.0).backward()
     assert y.grad == 3.0 and _took_the_fast_sweep(y)
 
 
 def test_a_pass_inside_a_closure_is_counted_as_nested_and_takes_the_reference_sweep() -> None:
     counts: list[int] = []
-    w = Value(2.0)
+    w = _leaf(2.0)
     x = Value(3.0)
     node = Value(x.data, (x,), "same")
 
@@ -60,7 +68,7 @@ def test_passes_in_other_threads_are_not_taken_for_nested_ones() -> None:
     def work() -> None:
         barrier.wait()
         for _ in range(200):
-            v = Value(1.5)
+            v = _leaf(1.5)
             (v * v + 1.0).backward()
             results.append(v.grad == 3.0 and _took_the_fast_sweep(v))
 

@@ -3,7 +3,8 @@
 The order decides in which order the contributions into a shared node are added up, so a faster walk
 must not change it by one node: the gradients would then differ in their last bits. The plain search
 below (push every input that takes a gradient, then finish a node once all of them are done) is the
-definition the engine's walk, with its shortcuts, is held to.
+definition both of the engine's walks, with their shortcuts, are held to: the one with a set of the
+nodes seen, and the float sweep's, which marks nodes in their `_g` slots (`scratch_marked_order`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import chainrule
 from chainrule import Value
 from chainrule.engine import gradient_order
 from chainrule.engine.layout import stored_inputs
+from chainrule.engine.walk import scratch_marked_order
 from test_chain_rule import random_graph
 
 _DONE = object()
@@ -46,17 +48,41 @@ def _inputs(node: Any) -> list[Any]:
     return [c for c in stored_inputs(node) if type(c) is not float and c.requires_grad]
 
 
+def _orders(root: Any) -> list[list[Any]]:
+    """Every way the engine walks the graph: with a set, and with marks (twice: the marks of one
+    walk must not pass for those of the next)."""
+    with_a_set = gradient_order(root)
+    for node in with_a_set:  # every slot set: the marked walk can run
+        node._g = 0.0
+    return [with_a_set, scratch_marked_order(root), scratch_marked_order(root)]
+
+
 @pytest.mark.parametrize("seed", range(300))
 def test_gradient_order_is_the_plain_search_order(seed: int) -> None:
     root, leaves = random_graph(random.Random(seed))
     if random.Random(seed).random() < 0.3:
         leaves[0].requires_grad = False  # switched off after the graph was built: no longer visited
     want = plain_search_order(root)
-    assert gradient_order(root) == want
+    assert _orders(root) == [want, want, want]
     assert gradient_order(root, zero_scratch=True) == want
     assert all(node._g == 0.0 for node in want)
     position = {node: i for i, node in enumerate(want)}
     assert all(position[c] < position[node] for node in want for c in _inputs(node))
+
+
+def test_the_backward_walk_marks_nodes_in_their_slots_and_falls_back_to_a_set() -> None:
+    x = Value(0.5)
+    y = chainrule.sum([x * 2.0, (x * x).relu(), 1.0]) * 3.0
+    want = plain_search_order(y)
+    assert gradient_order(y, zero_scratch=True) == want  # new nodes, no slot set yet: with a set
+    assert gradient_order(y, zero_scratch=True) == want  # now with marks
+    marks = {id(node._g) for node in want}
+    assert len(marks) == 1 and all(node._g == 0.0 and type(node._g) is float for node in want)
+    del want[2]._g  # a node whose slot was never set, below a root whose slot is
+    assert gradient_order(y, zero_scratch=True) == want
+    assert all(node._g == 0.0 for node in want)
+    y.backward()
+    assert x.grad == 3.0 * (2.0 + 2 * 0.5)
 
 
 def test_gradient_order_of_shared_inputs_chains_and_neurons() -> None:
@@ -69,9 +95,11 @@ def test_gradient_order_of_shared_inputs_chains_and_neurons() -> None:
         chainrule.sum([x, x, w]) * chainrule.sum([w, b]),
     ]
     for root in shapes:
-        assert gradient_order(root) == plain_search_order(root)
+        want = plain_search_order(root)
+        assert _orders(root) == [want, want, want]
     y = x
     for _ in range(10_000):  # deep: no recursion
         y = (y * 1.0001).relu()
-    assert gradient_order(y) == plain_search_order(y)
-    assert gradient_order(y)[0] is x and len(gradient_order(y)) == 20_001
+    want = plain_search_order(y)
+    assert _orders(y) == [want, want, want]
+    assert want[0] is x and len(want) == 20_001
