@@ -45,37 +45,41 @@ def sweep_floats(order: list[Any], accumulate: bool) -> None:
                 if a.requires_grad:  # False if it was switched off after the graph was built
                     a._g += op.derivatives[0](m, g, node._data, a._data)
             elif b is not MANY:  # two inputs; a number among them is stored as a float
-                if op.bilinear:
-                    if type(b) is float:
-                        if a.requires_grad:
-                            a._g += g * b
-                    elif type(a) is float:
-                        if b.requires_grad:
-                            b._g += g * a
-                    else:
-                        if a.requires_grad:
-                            a._g += g * b._data
-                        if b.requires_grad:
-                            b._g += g * a._data
-                    continue
-                if op.linear is not None:
-                    ca, cb = op.linear
-                    if type(a) is not float and a.requires_grad:
-                        a._g += g * ca
-                    if type(b) is not float and b.requires_grad:
-                        b._g += g * cb
-                    continue
-                out = node._data
-                da, db = op.derivatives
+                # The operands first: a node with a number in it (y * 1.5, y - 0.25, 2 ** y) is the
+                # commonest kind, and then only one input takes a gradient; measured, this order of
+                # the tests is a few percent faster on a chain than testing the row's algebra first.
                 if type(b) is float:
                     if a.requires_grad:
-                        a._g += da(m, g, out, a._data, b)
+                        if op.bilinear:
+                            a._g += g * b
+                        elif op.linear is not None:
+                            a._g += g * op.linear[0]
+                        else:
+                            a._g += op.derivatives[0](m, g, node._data, a._data, b)
                 elif type(a) is float:
                     if b.requires_grad:
-                        b._g += db(m, g, out, a, b._data)
+                        if op.bilinear:
+                            b._g += g * a
+                        elif op.linear is not None:
+                            b._g += g * op.linear[1]
+                        else:
+                            b._g += op.derivatives[1](m, g, node._data, a, b._data)
+                elif op.bilinear:
+                    if a.requires_grad:
+                        a._g += g * b._data
+                    if b.requires_grad:
+                        b._g += g * a._data
+                elif op.linear is not None:
+                    ca, cb = op.linear
+                    if a.requires_grad:
+                        a._g += g * ca
+                    if b.requires_grad:
+                        b._g += g * cb
                 else:
+                    out = node._data
                     x = a._data
                     y = b._data
+                    da, db = op.derivatives
                     if a.requires_grad:
                         a._g += da(m, g, out, x, y)
                     if b.requires_grad:
