@@ -182,13 +182,35 @@ def scratch_marked_order(root: Any) -> list[Any]:
                 push(a)
                 node = b
                 continue
-            for child in a:
-                if child.requires_grad and child._g is not zero:
-                    push(child)
-            if stack[-1] is _EXIT:
+            # An input with nothing of its own left to visit (a leaf; a neuron's product of a weight
+            # and an input both reached already) is finished right here, last input first, as a
+            # search would finish it right after popping it. At the first input that needs a walk
+            # of its own, it and the inputs before it go on the stack, in the order a search pushes
+            # them.
+            left = len(a)
+            for child in reversed(a):
+                left -= 1
+                if not child.requires_grad or child._g is zero:
+                    continue
+                ca = child._a
+                cb = child._b
+                if ca is None or (
+                    cb is not MANY
+                    and (type(ca) is float or not ca.requires_grad or ca._g is zero)
+                    and (cb is None or type(cb) is float or not cb.requires_grad or cb._g is zero)
+                ):
+                    child._g = zero
+                    emit(child)
+                    continue
+                for waiting in a[:left]:
+                    if waiting.requires_grad and waiting._g is not zero:
+                        push(waiting)
+                node = child
+                break
+            else:  # every input is finished
                 pop()
                 emit(pop())
-            break
+                break
     return order
 
 
