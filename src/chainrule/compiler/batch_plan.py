@@ -20,6 +20,10 @@ Interpreting the tape one instruction at a time would cost a numpy call per inst
 4. Rows are laid out so that each step's results are consecutive rows of their buffer, and the
    parameters so that each layer's weight matrix is one contiguous row-major block of the uniform
    buffer (W is then a view, and its gradient one slice addition).
+5. The result is a `compiler.plan.Plan`, public engine-neutral data (`BatchPlan.plan`): each group
+   with its reads, which rows and operands need a gradient, and which instruction each row is.
+   The numpy steps (`batch_steps`) are built from its groups alone, one step per group, as the
+   JAX and torch exports run it (`Program.plan()` returns it with the current parameter values).
 
 Running copies the inputs into the varying buffer and the parameters into the uniform one (from
 their Values, or for `loss_and_grad` from a 1-d array with one `take`), runs the steps forward, then
@@ -77,7 +81,7 @@ class Workspace:
 
 
 class BatchPlan:
-    """The Program grouped into vectorised steps.
+    """The Program planned (`plan`, a `compiler.plan.Plan`) and run as the numpy steps of that plan.
 
     With `input_grads=False` no gradient is computed for the inputs (the plan `loss_and_grad` uses:
     it returns parameter gradients only).
