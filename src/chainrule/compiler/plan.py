@@ -31,6 +31,7 @@ This module imports nothing of the compiler. The planner (`batch_plan`) produces
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -274,24 +275,24 @@ class PlanBuilder:
         """How to read `rows` (of the whole buffer) from its blocks so far: one row (broadcast,
         unless `exact`), a slice of one block, or a gather from the blocks concerned."""
         rows = np.asarray(rows, dtype=np.int64)
-        starts = np.asarray(self.starts[buffer])
-        block = np.searchsorted(starts, rows, side="right") - 1
-        first = int(rows[0])
-        b0 = int(block[0])
+        first, last, n = int(rows[0]), int(rows[-1]), len(rows)
+        starts = self.starts[buffer]
+        b0 = bisect.bisect_right(starts, first) - 1
+        b0_end = starts[b0 + 1] if b0 + 1 < len(starts) else self.ends[buffer]
         if not exact and (rows == first).all():
-            local = first - int(starts[b0])
-            return Read(buffer, (b0,), local, local + 1, None)
-        if (block == b0).all() and (rows == np.arange(first, first + len(rows))).all():
-            local = first - int(starts[b0])
-            return Read(buffer, (b0,), local, local + len(rows), None)
-        blocks = tuple(int(b) for b in np.unique(block))
-        ends = [*starts[1:].tolist(), self.ends[buffer]]
-        base, at = {}, 0
-        for b in blocks:
-            base[b] = at
-            at += ends[b] - int(starts[b])
-        local_rows = np.array([base[int(b)] for b in block]) + rows - starts[block]
-        return Read(buffer, blocks, 0, 0, self.array(local_rows.astype(np.int64)))
+            return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + 1, None)
+        if last - first == n - 1 and last < b0_end and (np.diff(rows) == 1).all():
+            return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + n, None)
+        # a gather: rows counted from the start of the concatenation of the blocks concerned
+        begins = np.asarray(starts, dtype=np.int64)
+        ends = np.append(begins[1:], self.ends[buffer])
+        block = np.searchsorted(begins, rows, side="right") - 1
+        blocks = np.unique(block)
+        sizes = ends[blocks] - begins[blocks]
+        base = np.zeros(len(begins), dtype=np.int64)
+        base[blocks] = np.cumsum(sizes) - sizes  # where each block starts in the concatenation
+        local_rows = base[block] + rows - begins[block]
+        return Read(buffer, tuple(int(b) for b in blocks), 0, 0, self.array(local_rows))
 
     def add(self, group: Group, start: int, stop: int) -> None:
         """Append `group`, whose results are rows `start:stop` of its buffer (the next block)."""
