@@ -285,14 +285,16 @@ class PlanBuilder:
             return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + n, None)
         # a gather: rows counted from the start of the concatenation of the blocks concerned
         begins = np.asarray(starts, dtype=np.int64)
-        ends = np.append(begins[1:], self.ends[buffer])
+        ends = [*starts[1:], self.ends[buffer]]
         block = np.searchsorted(begins, rows, side="right") - 1
-        blocks = np.unique(block)
-        sizes = ends[blocks] - begins[blocks]
-        base = np.zeros(len(begins), dtype=np.int64)
-        base[blocks] = np.cumsum(sizes) - sizes  # where each block starts in the concatenation
+        blocks = sorted(set(block.tolist()))
+        base = np.zeros(len(starts), dtype=np.int64)  # where each block starts in the concatenation
+        at = 0
+        for b in blocks:
+            base[b] = at
+            at += ends[b] - starts[b]
         local_rows = base[block] + rows - begins[block]
-        return Read(buffer, tuple(int(b) for b in blocks), 0, 0, self.array(local_rows))
+        return Read(buffer, tuple(blocks), 0, 0, self.array(local_rows))
 
     def add(self, group: Group, start: int, stop: int) -> None:
         """Append `group`, whose results are rows `start:stop` of its buffer (the next block)."""
