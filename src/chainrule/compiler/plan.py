@@ -274,9 +274,13 @@ class PlanBuilder:
     def read(self, buffer: int, rows: Any, exact: bool = False) -> Read:
         """How to read `rows` (of the whole buffer) from its blocks so far: one row (broadcast,
         unless `exact`), a slice of one block, or a gather from the blocks concerned."""
+        starts = self.starts[buffer]
+        if len(rows) == 1:  # most groups are one instruction: no array needed
+            first = int(rows[0])
+            b0 = bisect.bisect_right(starts, first) - 1
+            return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + 1, None)
         rows = np.asarray(rows, dtype=np.int64)
         first, last, n = int(rows[0]), int(rows[-1]), len(rows)
-        starts = self.starts[buffer]
         b0 = bisect.bisect_right(starts, first) - 1
         b0_end = starts[b0 + 1] if b0 + 1 < len(starts) else self.ends[buffer]
         if not exact and (rows == first).all():
