@@ -141,3 +141,43 @@ def test_the_engine_package_gives_its_reading_order() -> None:
     for name in ("node.py", "layout.py", "walk.py", "chain_rule.py", "backprop.py", "fast_sweep.py"):
         assert name in doc
         assert (PACKAGE / "engine" / name).exists()
+
+
+def _engine_layers() -> list[list[str]]:
+    """The layers the engine package's docstring declares, lowest first (from its last paragraph)."""
+    import chainrule.engine
+
+    doc = " ".join(chainrule.engine.__doc__.split())
+    marker = "Each module imports only modules of lower layers: "
+    assert marker in doc, "the engine's docstring no longer states its layers"
+    text = doc[doc.index(marker) + len(marker) :].rstrip(".")
+    return [[name.strip() for name in layer.split(",")] for layer in text.split(";")]
+
+
+def test_every_engine_module_is_in_a_declared_layer_and_imports_only_lower_ones() -> None:
+    layers = _engine_layers()
+    layer_of = {f"chainrule.engine.{name}": i for i, layer in enumerate(layers) for name in layer}
+    modules = {m for m in MODULES if m.startswith("chainrule.engine.")}
+    assert set(layer_of) == modules, (
+        f"undeclared: {sorted(modules - set(layer_of))}, gone: {sorted(set(layer_of) - modules)}"
+    )
+    wrong = [
+        f"{module} (layer {layer_of[module]}) imports {target} (layer {layer_of[target]})"
+        for module in sorted(modules)
+        for target in sorted(_edges(module))
+        if target in layer_of and layer_of[target] >= layer_of[module]
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_reading_order_in_architecture_md_gives_todays_line_counts() -> None:
+    """docs/architecture.md's reading table says how long each file is: it must stay true."""
+    text = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text[text.index("## Reading the core") : text.index("## The modules")]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) >= 6
+    for row in rows:
+        name = row[2].strip().strip("`")
+        lines = int(row[3].strip().replace(",", ""))
+        actual = len((PACKAGE / name).read_text(encoding="utf-8").splitlines())
+        assert lines == actual, f"docs/architecture.md says {name} has {lines} lines; it has {actual}"

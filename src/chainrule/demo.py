@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli.arguments import positive_int, positive_number
 from .engine import Value, no_grad, placeholder
 from .losses import cross_entropy, l2_regularization, svm_loss
 from .nn import MLP
@@ -80,72 +79,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-# --- command line ----------------------------------------------------------------------------------
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [positive_int(part) for part in text.split(",")]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected layer sizes separated by commas, e.g. 16,16; got {text!r}"
-        ) from None
-    if len(sizes) > MAX_LAYERS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_LAYERS} hidden layers, got {len(sizes)}")
-    return sizes
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SEED}, got {text!r}")
-    return value
-
-
-def _bounded(limit: int) -> Callable[[str], int]:
-    """A positive integer of at most `limit`, for argparse."""
-
-    def parse(text: str) -> int:
-        value = positive_int(text)
-        if value > limit:
-            raise argparse.ArgumentTypeError(f"at most {limit:,}, got {text!r}")
-        return value
-
-    return parse
-
-
+# --- sizes ------------------------------------------------------------------------------------------
 def _parameter_count(nin: int, sizes: Sequence[int]) -> int:
     """How many parameters MLP(nin, sizes) has, without building it."""
     widths = [nin, *sizes]
     return sum((a + 1) * b for a, b in zip(widths, sizes, strict=False))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the options of `chainrule demo`."""
-    parser.add_argument(
-        "--task", choices=sorted(DEFAULTS), default="moons", help="two moons (default) or 8x8 digits"
-    )
-    parser.add_argument("--steps", type=_bounded(MAX_STEPS), help="training steps (moons 100, digits 50)")
-    parser.add_argument(
-        "--lr", type=positive_number, help="initial learning rate; it decays linearly to 10%% of it"
-    )
-    parser.add_argument("--seed", type=_seed, default=1337, help="random seed for data and weights (1337)")
-    parser.add_argument(
-        "--samples", type=_bounded(MAX_SAMPLES), help="training samples (moons 100, digits 150)"
-    )
-    parser.add_argument("--hidden", type=_sizes, help="hidden layer sizes (moons 16,16, digits 24)")
-    parser.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd or adam (moons sgd, digits adam)")
-    parser.add_argument(
-        "--engine",
-        choices=["eager", "compiled"],
-        default="eager",
-        help="eager Values (default) or a compiled program run on the whole batch with numpy",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("chainrule-demo"), help="folder for pictures and model"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar; print only the accuracy")
 
 
 class DemoError(Exception):

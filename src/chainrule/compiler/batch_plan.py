@@ -20,6 +20,10 @@ Interpreting the tape one instruction at a time would cost a numpy call per inst
 4. Rows are laid out so that each step's results are consecutive rows of their buffer, and the
    parameters so that each layer's weight matrix is one contiguous row-major block of the uniform
    buffer (W is then a view, and its gradient one slice addition).
+5. The result is a `compiler.plan.Plan`, public engine-neutral data (`BatchPlan.plan`): each group
+   with its reads, which rows and operands need a gradient, and which instruction each row is.
+   The numpy steps (`batch_steps`) are built from its groups alone, one step per group, as the
+   JAX and torch exports run it (`Program.plan()` returns it with the current parameter values).
 
 Running copies the inputs into the varying buffer and the parameters into the uniform one (from
 their Values, or for `loss_and_grad` from a 1-d array with one `take`), runs the steps forward, then
@@ -30,6 +34,7 @@ come from a small pool), so one plan serves several threads at once; batches lon
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import threading
@@ -42,7 +47,7 @@ from ..engine import add_gradients
 from ..ops import Op
 from .batch_steps import MapStep, SumsOfProductsStep
 from .instruction import CONSTANT, PARAMETER
-from .plan import FIXED_ROWS, ONE_ROW, UNIFORM, VARYING, Plan, PlanBuilder
+from .plan import FIXED_ROWS, ONE_ROW, UNIFORM, VARYING, ZERO_ROW, MapGroup, Plan, PlanBuilder, SumsGroup
 
 MAX_CHUNK_FLOATS = 1 << 22  # longer batches run in chunks so the buffers stay around 32 MB
 MIN_CHUNK = 256  # ... but never in chunks of fewer samples than this
@@ -76,7 +81,7 @@ class Workspace:
 
 
 class BatchPlan:
-    """The Program grouped into vectorised steps.
+    """The Program planned (`plan`, a `compiler.plan.Plan`) and run as the numpy steps of that plan.
 
     With `input_grads=False` no gradient is computed for the inputs (the plan `loss_and_grad` uses:
     it returns parameter gradients only).
@@ -126,27 +131,27 @@ class BatchPlan:
                 for s in groups[key]:
                     self.row[s] = n_uniform
                     n_uniform += 1
-        self.n_uniform, self.n_varying = n_uniform, n_varying
-        self.steps: list[Any] = []
-        for key in order:
-            slots = groups[key]
-            buffer, start = key[0], self.row[slots[0]]
-            if key[2] is SUMS:
-                dense = self._dense(slots)
-                self.steps.append(SumsOfProductsStep(self, slots, buffer, start, len(self.steps), dense))
-            else:
-                op = instructions[slots[0] - n_leaves].op
-                self.steps.append(MapStep(self, op, slots, buffer, start))
-        self.backward_steps = [s for s in reversed(self.steps) if s.requires_grad]
-
         # parameters: uniform rows FIXED_ROWS .. + n_params, in layout order. `theta_order[j]` is the
         # position in Program.parameters of the parameter at row FIXED_ROWS + j.
         self.n_params = len(params)
         self.param_values = [program.leaves[s] for s in params]
-        self.theta_order = np.array([s - n_in for s in params], dtype=np.intp)
-        self.theta_in_order = bool((self.theta_order == np.arange(self.n_params)).all())
         self.const_values = [program.leaves[s] for s in consts]
-        self.out_rows = [(buffer_of[s], self.row[s]) for s in program.output_slots]
+        theta_order = np.array([s - n_in for s in params], dtype=np.int64)
+        self.plan = self._make_plan([(key[0], groups[key], key[2] is SUMS) for key in order], theta_order)
+
+        # the numpy steps, one per group of the plan, built from the plan alone
+        plan = self.plan
+        self.n_uniform, self.n_varying = plan.block_starts[UNIFORM][-1], plan.block_starts[VARYING][-1]
+        self.steps: list[Any] = [
+            MapStep(plan, i, program.describe) if isinstance(group, MapGroup) else SumsOfProductsStep(plan, i)
+            for i, group in enumerate(plan.groups)
+        ]
+        self.backward_steps = [s for s in reversed(self.steps) if s.requires_grad]
+        self.theta_in_order = plan.theta_order is None
+        self.theta_order: Any = (
+            None if plan.theta_order is None else np.asarray(plan.arrays[plan.theta_order], dtype=np.intp)
+        )
+        self.out_rows = [(r.buffer, int(plan.rows(r)[0])) for r in plan.outputs]
         self.input_needs = [self.needs[i] for i in range(n_in)]
         grad_inputs = [i for i in range(n_in) if self.needs[i]]
         self.grad_input_rows: Any = slice(0, n_in) if len(grad_inputs) == n_in else np.array(grad_inputs, int)
@@ -282,6 +287,144 @@ class BatchPlan:
         placed.extend(s for s in range(n_in, n_leaves) if kinds[s] == PARAMETER and s not in seen)
         return placed
 
+    def _make_plan(self, groups: list[tuple[int, list[int], bool]], theta_order: Any) -> Plan:
+        """The public plan (`compiler.plan.Plan`) of `groups` in run order, each (buffer, its slots,
+        whether they are sums of products), with the parameters' and constants' values now."""
+        program = self.program
+        n_in = len(program.inputs)
+        constants = tuple(float(c.data) for c in self.const_values)
+        builder = PlanBuilder(FIXED_ROWS + self.n_params + len(constants), n_in)
+        in_order = bool((theta_order == np.arange(self.n_params)).all())
+        theta_entry = None if in_order else builder.array(theta_order)
+        for buffer, slots, sums in groups:
+            make = self._sums_group if sums else self._map_group
+            group = make(builder, buffer, slots)
+            builder.add(group, self.row[slots[0]], self.row[slots[0]] + len(slots))
+        outputs = tuple(builder.read(self.buffer_of[s], [self.row[s]]) for s in program.output_slots)
+        return Plan(
+            input_names=program.input_names,
+            parameters=tuple(float(p.data) for p in program.parameters),
+            constants=constants,
+            theta_order=theta_entry,
+            arrays=tuple(builder.arrays),
+            groups=tuple(builder.groups),
+            outputs=outputs,
+            single=program.single,
+            n_instructions=len(program.instructions),
+            unused_inputs=builder.unused_inputs(outputs, n_in),
+        )
+
+    def _map_group(self, builder: PlanBuilder, buffer: int, slots: list[int]) -> MapGroup:
+        """k instructions of one op as a `MapGroup`: operand j of every row, read from the blocks so far."""
+        program, needs = self.program, self.needs
+        n_leaves = len(program.leaves)
+        args = [program.instructions[s - n_leaves].args for s in slots]
+        columns = [[a[j] for a in args] for j in range(len(args[0]))]  # operand j of every row
+        return MapGroup(
+            buffer=buffer,
+            k=len(slots),
+            op=program.instructions[slots[0] - n_leaves].op,
+            operands=tuple(builder.read(self.buffer_of[c[0]], [self.row[a] for a in c]) for c in columns),
+            slots=tuple(slots),
+            requires_grad=any(needs[s] for s in slots),
+            operand_needs=tuple(tuple(needs[a] for a in c) for c in columns),
+        )
+
+    def _sums_group(self, builder: PlanBuilder, buffer: int, slots: list[int]) -> SumsGroup:
+        """k sums of products as a `SumsGroup` (`self.terms[slot]` lists a sum's terms as
+        (coefficient, weight slot or None, value slot)): a term with a varying value is an entry of
+        `W @ X`, dense (padded with the 0.0 row) or sparse as `_dense` decides; one with a uniform
+        value is part of its sum's bias."""
+        needs, row = self.needs, self.row
+        k = len(slots)
+        varying, uniform = [], []  # (sum's row in the group, coefficient, weight slot or None, value slot)
+        for r, s in enumerate(slots):
+            for coef, w, c in self.terms[s]:
+                (varying if self.buffer_of[c] == VARYING else uniform).append((r, coef, w, c))
+
+        def weight_row(w: int | None) -> int:
+            return ONE_ROW if w is None else row[w]
+
+        def weight_needs_grad(w: int | None) -> bool:
+            return w is not None and needs[w]
+
+        # --- the varying part: W @ X -----------------------------------------------------------------
+        layout: str | None = None
+        weights = values = None
+        shape, scale, segments, entry_sums, entry_columns, weight_grads = (0, 0), None, None, None, None, None
+        if varying:
+            wanted: list[int] = []  # the terms whose weight needs a gradient
+            if self._dense(slots):
+                layout = "dense"
+                columns = sorted({row[c] for _, _, _, c in varying})
+                column_of = {rw: i for i, rw in enumerate(columns)}
+                shape = (k, len(columns))
+                weight_rows = np.full(shape, ZERO_ROW, dtype=np.int64)  # where W[i, j] lives
+                factors = np.ones(shape)
+                for r, coef, w, c in varying:
+                    p = column_of[row[c]]
+                    weight_rows[r, p] = weight_row(w)
+                    factors[r, p] = coef
+                    if weight_needs_grad(w):
+                        wanted.append(r * len(columns) + p)
+                weights = builder.read(UNIFORM, weight_rows.ravel(), exact=True)
+                values = builder.read(VARYING, columns)
+                if (factors != 1.0).any():
+                    scale = builder.array(factors)
+                real_sums, real_columns = np.nonzero(weight_rows != ZERO_ROW)
+                if len(real_sums) < weight_rows.size:  # padded: the sums read different values
+                    entry_sums = builder.array(real_sums.astype(np.int64))
+                    entry_columns = builder.array(real_columns.astype(np.int64))
+            else:
+                layout = "sparse"
+                varying.sort(key=lambda t: t[0])  # each sum's terms together, in the node's order
+                weights = builder.read(UNIFORM, [weight_row(w) for _, _, w, _ in varying], exact=True)
+                values = builder.read(VARYING, [row[c] for _, _, _, c in varying], exact=True)
+                factors = np.array([coef for _, coef, _, _ in varying], dtype=np.float64)
+                scale = builder.array(factors[:, None])
+                segments = builder.array(np.array([r for r, _, _, _ in varying], dtype=np.int64))
+                wanted = [i for i, (_, _, w, _) in enumerate(varying) if weight_needs_grad(w)]
+            if wanted:
+                weight_grads = builder.array(np.array(sorted(wanted), dtype=np.int64))
+        # --- the uniform part: a bias per sum, from terms whose value does not vary --------------------
+        bias = bias_weights = None
+        bias_scale = bias_segments = bias_weight_grads = None
+        if uniform:
+            bias = builder.read(UNIFORM, [row[c] for _, _, _, c in uniform], exact=True)
+            if any(w is not None for _, _, w, _ in uniform):
+                bias_weights = builder.read(UNIFORM, [weight_row(w) for _, _, w, _ in uniform], exact=True)
+            factors = np.array([coef for _, coef, _, _ in uniform], dtype=np.float64)
+            if (factors != 1.0).any():
+                bias_scale = builder.array(factors[:, None])
+            bias_sum = [r for r, _, _, _ in uniform]  # the sum each term is in (in order)
+            if bias_sum != list(range(k)):
+                bias_segments = builder.array(np.array(bias_sum, dtype=np.int64))
+            weighted = [i for i, (_, _, w, _) in enumerate(uniform) if weight_needs_grad(w)]
+            if weighted:
+                bias_weight_grads = builder.array(np.array(weighted, dtype=np.int64))
+        return SumsGroup(
+            buffer=buffer,
+            k=k,
+            layout=layout,
+            weights=weights,
+            shape=shape,
+            scale=scale,
+            values=values,
+            segments=segments,
+            bias=bias,
+            bias_weights=bias_weights,
+            bias_scale=bias_scale,
+            bias_segments=bias_segments,
+            entry_sums=entry_sums,
+            entry_columns=entry_columns,
+            slots=tuple(slots),
+            requires_grad=any(needs[s] for s in slots),
+            values_need_grad=any(needs[c] for _, _, _, c in varying),
+            weight_grads=weight_grads,
+            bias_values_need_grad=any(needs[c] for _, _, _, c in uniform),
+            bias_weight_grads=bias_weight_grads,
+        )
+
     def describe(self) -> str:
         """The steps, one per line: the buffer (U uniform, V per sample), op and group size."""
         sizes = f"{self.n_uniform} uniform rows, {self.n_varying} rows per sample"
@@ -290,27 +433,12 @@ class BatchPlan:
         return "\n".join(lines)
 
     def to_plan(self) -> Plan:
-        """This plan as public, engine-neutral data (`compiler.plan.Plan`), with the parameters' and
-        constants' current values: what `Program.plan()` returns and the exports run."""
-        program = self.program
-        n_in = len(program.inputs)
-        constants = tuple(float(c.data) for c in self.const_values)
-        builder = PlanBuilder(FIXED_ROWS + self.n_params + len(constants), n_in)
-        theta_order = None if self.theta_in_order else builder.array(self.theta_order.astype(np.int64))
-        for step in self.steps:
-            builder.add(step.group(builder), step.start, step.stop)
-        outputs = tuple(builder.read(buffer, [r]) for buffer, r in self.out_rows)
-        return Plan(
-            input_names=program.input_names,
-            parameters=tuple(float(p.data) for p in program.parameters),
-            constants=constants,
-            theta_order=theta_order,
-            arrays=tuple(builder.arrays),
-            groups=tuple(builder.groups),
-            outputs=outputs,
-            single=program.single,
-            n_instructions=len(program.instructions),
-            unused_inputs=builder.unused_inputs(outputs, n_in),
+        """The plan the numpy steps run (`self.plan`: the same groups and arrays), with the parameters'
+        and constants' current values: what `Program.plan()` returns and the exports run."""
+        return dataclasses.replace(
+            self.plan,
+            parameters=tuple(float(p.data) for p in self.program.parameters),
+            constants=tuple(float(c.data) for c in self.const_values),
         )
 
     # --- running: the three entry points ----------------------------------------------------------

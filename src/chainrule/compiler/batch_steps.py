@@ -10,6 +10,12 @@ an input. A step's results are consecutive rows of one buffer. There are two kin
 - `SumsOfProductsStep`: k sums of `weight * value` terms (a layer of neurons), run as one matrix
   product `W @ X` plus a bias, W read from the uniform buffer.
 
+Each step is built from one group of the public plan (`compiler.plan.Plan`, which the planner
+`batch_plan` produces): `MapStep(plan, i, describe)` runs `plan.groups[i]`, a `MapGroup`, and
+`SumsOfProductsStep(plan, i)` a `SumsGroup`. A step reads nothing but its group, the plan's arrays
+and where the plan puts each block in the whole buffer (`Plan.rows`), and turns them into what numpy
+runs fastest: views for slices, W as a view of a contiguous block, index arrays where rows repeat.
+
 Every step has `forward(workspace)` and `backward(workspace, check)`. The workspace (one per call,
 so that threads never share one) holds the buffers, their gradients, and what a step saves between
 its forward and its backward.
@@ -17,15 +23,15 @@ its forward and its backward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..backends import FLOAT, numpy_backend
 from ..errors import DomainError
-from ..ops import Op
 from .instruction import with_context
-from .plan import ONE_ROW, UNIFORM, VARYING, ZERO_ROW, MapGroup, PlanBuilder, SumsGroup
+from .plan import ONE_ROW, UNIFORM, VARYING, ZERO_ROW, MapGroup, Plan, SumsGroup
 
 __all__ = ["ONE_ROW", "UNIFORM", "VARYING", "ZERO_ROW", "BufferRows", "MapStep", "SumsOfProductsStep"]
 
@@ -75,29 +81,44 @@ class BufferRows:
             np.add.at(buf, self.indices, c)
 
 
+def operand_rows(plan: Plan, read: Any, k: int) -> Any:
+    """The buffer rows an operand of k rows reads: a one-row read (an operand the same for every row)
+    repeated k times, so that `BufferRows` broadcasts it and sums its gradient."""
+    rows = plan.rows(read)
+    return np.full(k, rows[0], dtype=np.intp) if len(rows) == 1 and k > 1 else rows
+
+
+def float_array(values: Any) -> Any:
+    """A plan's coefficient array (an (n, 1) column) as the 1-d float64 array the steps multiply by."""
+    return np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1))
+
+
+def index_array(plan: Plan, entry: int | None) -> Any:
+    """`plan.arrays[entry]` as numpy indices (empty for None: nothing listed)."""
+    return np.zeros(0, dtype=np.intp) if entry is None else np.asarray(plan.arrays[entry], dtype=np.intp)
+
+
 class MapStep:
     """k independent instructions of one op, run as one call of the op's rule on a k-row block.
 
-    `plan` provides `program`, `needs` (which slots need a gradient), `buffer_of` and `row`."""
+    It runs `plan.groups[index]` (a `MapGroup`); `describe(slot)` names a row's instruction in
+    error messages (`Program.describe`)."""
 
-    def __init__(self, plan: Any, op: Op, slots: list[int], buffer: int, start: int) -> None:
-        program = plan.program
-        n_leaves = len(program.leaves)
-        self.plan, self.op, self.slots, self.buffer = plan, op, slots, buffer
-        self.start, self.stop = start, start + len(slots)
-        args = [program.instructions[s - n_leaves].args for s in slots]
-        n_args = len(args[0])
-        self.arg_slots = [[a[j] for a in args] for j in range(n_args)]  # operand j of every row
-        self.operands = [
-            BufferRows(plan.buffer_of[column[0]], [plan.row[a] for a in column]) for column in self.arg_slots
-        ]
-        needs = plan.needs
+    def __init__(self, plan: Plan, index: int, describe: Callable[[int], str]) -> None:
+        group = plan.groups[index]
+        if not isinstance(group, MapGroup):  # pragma: no cover - the planner pairs each group with its step
+            raise TypeError(f"MapStep runs a MapGroup, got {type(group).__name__}")
+        op = group.op
+        self.group, self.op, self.buffer, self.describe_slot = group, op, group.buffer, describe
+        self.start = plan.group_starts[index]
+        self.stop = self.start + group.k
+        self.operands = [BufferRows(r.buffer, operand_rows(plan, r, group.k)) for r in group.operands]
         # gradients are computed only for operand positions where some row needs one
-        self.grad_positions = [j for j in range(n_args) if any(needs[a] for a in self.arg_slots[j])]
-        self.requires_grad = any(needs[s] for s in slots)
+        self.grad_positions = list(group.grad_operands())
+        self.requires_grad = group.requires_grad
         self.invalid = op.invalid
         self.forward_rule = op.forward
-        self.derivatives = [op.derivative(j) for j in range(n_args)]
+        self.derivatives = [op.derivative(j) for j in range(len(group.operands))]
         self.m = numpy_backend()
 
     def forward(self, ws: Any) -> None:
@@ -128,7 +149,7 @@ class MapStep:
             target.add(grads[target.buffer], c)
 
     def _instruction(self, r: int) -> str:
-        return self.plan.program.describe(self.slots[r])
+        return self.describe_slot(self.group.slots[r])
 
     def _domain_error(self, bad: Any, xs: list[Any], offset: int) -> None:
         shape = (self.stop - self.start, xs[0].shape[1] if self.buffer == VARYING else 1)
@@ -147,9 +168,9 @@ class MapStep:
         """Raise as the eager engine would where a rule gave NaN or inf (eager raises on some)."""
         shape = g.shape
         c = np.broadcast_to(c, shape)
-        needs = self.plan.needs
+        needs = self.group.operand_needs[j]
         for r, col in np.argwhere(~np.isfinite(c))[:1000]:
-            if not needs[self.arg_slots[j][r]]:
+            if not needs[r]:
                 continue
             values = [float(np.broadcast_to(x, shape)[r, col]) for x in xs]
             try:  # the float rule is what eager backward() runs: it raises exactly where eager would
@@ -163,115 +184,102 @@ class MapStep:
                     value=tuple(values),
                 ) from exc
 
-    def group(self, builder: PlanBuilder) -> MapGroup:
-        """This step as public plan data (`compiler.plan`), its reads relative to `builder`'s blocks."""
-        reads = tuple(builder.read(r.buffer, r.indices) for r in self.operands)
-        return MapGroup(self.buffer, self.stop - self.start, self.op, reads)
-
     def describe(self) -> str:
         kinds = "".join(BUFFER_NAMES[r.buffer] for r in self.operands)
-        return f"{BUFFER_NAMES[self.buffer]} {self.op.name}({kinds}) x{len(self.slots)}"
+        return f"{BUFFER_NAMES[self.buffer]} {self.op.name}({kinds}) x{self.stop - self.start}"
 
 
 class SumsOfProductsStep:
     """k sums of `coefficient * weight * value` terms at one depth, run as a matrix product plus a bias.
 
-    `plan.terms[slot]` lists each sum's terms as `(coefficient, weight slot or None, value slot)`: a term
-    with a varying value is an entry of the matrix product `W @ X` (W read from the uniform buffer,
-    X the varying rows the sums read), a term with a uniform value is part of the row's bias.
-    `dense` chooses a dense W (padded with the uniform buffer's 0.0 row) over gathered sparse sums.
+    It runs `plan.groups[index]` (a `SumsGroup`): a dense group is `W @ X`, W read from the uniform
+    buffer (a view where its rows are one contiguous block), X the varying rows the sums read; a
+    padded W adds each sum's real terms only where X or the gradient is not finite; a sparse group
+    is gathered per-term products added per sum. Uniform terms make each sum's bias.
     """
 
-    def __init__(self, plan: Any, slots: list[int], buffer: int, start: int, index: int, dense: bool) -> None:
-        needs = plan.needs
-        row = plan.row
-        self.plan, self.slots, self.buffer, self.index = plan, slots, buffer, index
-        self.start, self.stop = start, start + len(slots)
-        k = len(slots)
-        varying_terms, uniform_terms = (
-            [],
-            [],
-        )  # (sum's row in the step, coefficient, weight slot or None, value slot)
-        for r, s in enumerate(slots):
-            for coef, w, c in plan.terms[s]:
-                (varying_terms if plan.buffer_of[c] == VARYING else uniform_terms).append((r, coef, w, c))
-
-        def weight_row(w: int | None) -> int:
-            return ONE_ROW if w is None else row[w]
+    def __init__(self, plan: Plan, index: int) -> None:
+        group = plan.groups[index]
+        if not isinstance(group, SumsGroup):  # pragma: no cover - the planner pairs each group with its step
+            raise TypeError(f"SumsOfProductsStep runs a SumsGroup, got {type(group).__name__}")
+        self.group, self.buffer, self.index = group, group.buffer, index
+        self.start = plan.group_starts[index]
+        self.stop = self.start + group.k
+        k = group.k
+        n_varying = 0
 
         # --- the varying part: W @ X ---------------------------------------------------------------
-        self.layout: str | None = None  # "dense", "sparse", or None (no varying term: bias only)
+        self.layout = group.layout  # "dense", "sparse", or None (no varying term: bias only)
         self.weight_block: tuple[int, int] | None = None  # W as a contiguous row-major uniform block
         self.weight_grad_rows: BufferRows | None = None  # uniform rows receiving the weights' gradients
-        if varying_terms:
-            self.scaled = any(coef != 1.0 for _, coef, _, _ in varying_terms)
-            self.values_need_grad = any(needs[c] for _, _, _, c in varying_terms)
-            if dense:
-                self.layout = "dense"
-                columns = sorted({row[c] for _, _, _, c in varying_terms})
-                column_of = {rw: i for i, rw in enumerate(columns)}
-                self.inputs = BufferRows(VARYING, columns)  # the rows of X
-                self.weight_rows = np.full((k, len(columns)), ZERO_ROW, dtype=np.intp)  # where W[i, j] lives
-                self.coefficients = np.ones((k, len(columns)))
-                grad_entries, grad_rows = [], []
-                for r, coef, w, c in varying_terms:
-                    p = column_of[row[c]]
-                    self.weight_rows[r, p] = weight_row(w)
-                    self.coefficients[r, p] = coef
-                    if w is not None and needs[w]:
-                        grad_entries.append(r * len(columns) + p)
-                        grad_rows.append(row[w])
+        if group.layout is not None:
+            assert group.weights is not None and group.values is not None
+            weight_rows = plan.rows(group.weights).astype(np.intp)  # where each weight lives
+            self.values_need_grad = group.values_need_grad
+            # the terms whose weight needs a gradient, in order (row-major: a full block is a slice)
+            self.weight_grad_entries: Any = index_array(plan, group.weight_grads)
+            if len(self.weight_grad_entries):
+                self.weight_grad_rows = BufferRows(UNIFORM, weight_rows[self.weight_grad_entries])
+            if group.layout == "dense":
+                self.inputs = BufferRows(VARYING, plan.rows(group.values))  # the rows of X
+                self.weight_rows = weight_rows.reshape(group.shape)  # where W[i, j] lives (ZERO_ROW: padding)
+                self.scaled = group.scale is not None
+                if self.scaled:
+                    self.coefficients = np.asarray(plan.arrays[group.scale], dtype=np.float64)
+                n_varying = weight_rows.size
                 # W's real entries, sum by sum (the others are padding, 0.0). Where X holds an inf or a
                 # NaN, 0.0 * inf would make NaN of sums that do not read it: those runs add the real
                 # terms only (`_exact_forward`, `_exact_input_grads`).
-                self.entry_sums, self.entry_columns = np.nonzero(self.weight_rows != ZERO_ROW)
-                self.padded = len(self.entry_sums) < self.weight_rows.size
-                self.entry_value_rows = self.inputs.indices[self.entry_columns]
-            else:
-                self.layout = "sparse"
-                varying_terms.sort(key=lambda t: t[0])
-                self.term_sum = np.array(
-                    [t[0] for t in varying_terms], dtype=np.intp
-                )  # the sum each term is in
-                self.sum_starts = np.searchsorted(self.term_sum, np.arange(k))  # first term of each sum
-                self.term_values = BufferRows(VARYING, [row[c] for _, _, _, c in varying_terms])
-                self.term_weights = np.array([weight_row(w) for _, _, w, _ in varying_terms], dtype=np.intp)
-                self.term_coefficients = np.array([s for _, s, _, _ in varying_terms], dtype=np.float64)
-                grad_entries = [
-                    i for i, (_, _, w, _) in enumerate(varying_terms) if w is not None and needs[w]
-                ]
-                grad_rows = [row[varying_terms[i][2]] for i in grad_entries]
-            ordered = sorted(zip(grad_entries, grad_rows, strict=True))  # row-major: a full block is a slice
-            self.weight_grad_entries: Any = np.array([p for p, _ in ordered], dtype=np.intp)
-            if ordered:
-                self.weight_grad_rows = BufferRows(UNIFORM, [w for _, w in ordered])
-            if self.layout == "dense":
-                flat = self.weight_rows.ravel()
-                if (flat == np.arange(flat[0], flat[0] + flat.size)).all():
-                    self.weight_block = (int(flat[0]), int(flat[0]) + flat.size)
-                    if len(self.weight_grad_entries) == flat.size:
+                self.padded = group.padded
+                if self.padded:
+                    self.entry_sums = index_array(plan, group.entry_sums)
+                    self.entry_columns = index_array(plan, group.entry_columns)
+                    self.entry_value_rows = self.inputs.indices[self.entry_columns]
+                    n_varying = len(self.entry_sums)
+                first = int(weight_rows[0])
+                if (weight_rows == np.arange(first, first + weight_rows.size)).all():
+                    self.weight_block = (first, first + weight_rows.size)
+                    if len(self.weight_grad_entries) == weight_rows.size:
                         self.weight_grad_entries = None  # every entry needs its gradient: no selection
+            else:
+                assert group.scale is not None and group.segments is not None
+                self.term_sum = index_array(plan, group.segments)  # the sum each term is in
+                self.sum_starts = np.searchsorted(self.term_sum, np.arange(k))  # first term of each sum
+                self.term_values = BufferRows(VARYING, plan.rows(group.values))
+                self.term_weights = weight_rows
+                self.term_coefficients = float_array(plan.arrays[group.scale])
+                n_varying = len(self.term_sum)
         # --- the uniform part: a bias per sum, from terms whose value does not vary ------------------
-        self.has_bias = bool(uniform_terms)
-        if uniform_terms:
-            self.bias_sum = np.array([t[0] for t in uniform_terms], dtype=np.intp)  # the sum each term is in
-            self.one_term_per_sum = len(uniform_terms) == k and (self.bias_sum == np.arange(k)).all()
-            self.bias_unweighted = all(w is None for _, _, w, _ in uniform_terms)
-            self.bias_weight_rows = np.array([weight_row(w) for _, _, w, _ in uniform_terms], dtype=np.intp)
-            self.bias_value_rows = np.array([row[c] for _, _, _, c in uniform_terms], dtype=np.intp)
-            self.bias_coefficients = np.array([s for _, s, _, _ in uniform_terms], dtype=np.float64)
-            self.bias_scaled = bool((self.bias_coefficients != 1.0).any())
+        self.has_bias = group.bias is not None
+        n_bias = 0
+        if group.bias is not None:
+            self.bias_value_rows = plan.rows(group.bias).astype(np.intp)
+            n_bias = len(self.bias_value_rows)
+            self.one_term_per_sum = group.bias_segments is None
+            # the sum each term is in
+            self.bias_sum = np.arange(k) if self.one_term_per_sum else index_array(plan, group.bias_segments)
+            self.bias_unweighted = group.bias_weights is None
+            self.bias_weight_rows = (
+                np.full(n_bias, ONE_ROW, dtype=np.intp)
+                if group.bias_weights is None
+                else plan.rows(group.bias_weights).astype(np.intp)
+            )
+            self.bias_scaled = group.bias_scale is not None
+            self.bias_coefficients = np.ones(n_bias)
+            if group.bias_scale is not None:
+                self.bias_coefficients = float_array(plan.arrays[group.bias_scale])
             self.bias_values = BufferRows(UNIFORM, self.bias_value_rows)
-            weighted = [i for i, (_, _, w, _) in enumerate(uniform_terms) if w is not None and needs[w]]
-            self.bias_weight_grad_terms = np.array(weighted, dtype=np.intp)
+            self.bias_weight_grad_terms = index_array(plan, group.bias_weight_grads)
             self.bias_weight_grad_rows = (
-                BufferRows(UNIFORM, self.bias_weight_rows[self.bias_weight_grad_terms]) if weighted else None
+                BufferRows(UNIFORM, self.bias_weight_rows[self.bias_weight_grad_terms])
+                if len(self.bias_weight_grad_terms)
+                else None
             )
             # the common case, one plain bias per sum: read the biases as they are (often a slice)
             self.plain_bias = self.one_term_per_sum and self.bias_unweighted and not self.bias_scaled
-            self.bias_values_need_grad = any(needs[c] for _, _, _, c in uniform_terms)
-        self.requires_grad = any(needs[s] for s in slots)
-        self.n_terms = (len(varying_terms), len(uniform_terms))
+            self.bias_values_need_grad = group.bias_values_need_grad
+        self.requires_grad = group.requires_grad
+        self.n_terms = (n_varying, n_bias)
 
     def _bias(self, u: Any) -> Any:
         if self.plain_bias:
@@ -369,47 +377,6 @@ class SumsOfProductsStep:
             if self.bias_weight_grad_rows is not None:
                 share = (tg * u[self.bias_value_rows])[self.bias_weight_grad_terms]
                 self.bias_weight_grad_rows.add(gu, share[:, None])
-
-    def group(self, builder: PlanBuilder) -> SumsGroup:
-        """This step as public plan data (`compiler.plan`), its reads relative to `builder`'s blocks."""
-        k = self.stop - self.start
-        weights = values = None
-        shape, scale, segments = (0, 0), None, None
-        layout = self.layout
-        if layout == "dense" and self.padded:
-            # W @ X with padding is NaN where an input is inf or NaN (0.0 * inf): an array engine runs
-            # the real terms only, as gathered sums, so that every input gives eager's numbers
-            layout = "sparse"
-            weights = builder.read(UNIFORM, self.weight_rows[self.entry_sums, self.entry_columns], exact=True)
-            values = builder.read(VARYING, self.entry_value_rows, exact=True)
-            factors = self.coefficients[self.entry_sums, self.entry_columns]
-            scale = builder.array(np.asarray(factors, dtype=np.float64)[:, None])
-            segments = builder.array(np.asarray(self.entry_sums, dtype=np.int64))
-        elif layout == "dense":
-            shape = self.weight_rows.shape
-            weights = builder.read(UNIFORM, self.weight_rows.ravel(), exact=True)
-            values = builder.read(VARYING, self.inputs.indices)
-            if self.scaled:
-                scale = builder.array(np.asarray(self.coefficients, dtype=np.float64))
-        elif layout == "sparse":
-            weights = builder.read(UNIFORM, self.term_weights, exact=True)
-            values = builder.read(VARYING, self.term_values.indices, exact=True)
-            scale = builder.array(np.asarray(self.term_coefficients, dtype=np.float64)[:, None])
-            segments = builder.array(np.asarray(self.term_sum, dtype=np.int64))
-        bias = bias_weights = None
-        bias_scale = bias_segments = None
-        if self.has_bias:
-            bias = builder.read(UNIFORM, self.bias_value_rows, exact=True)
-            if not self.bias_unweighted:
-                bias_weights = builder.read(UNIFORM, self.bias_weight_rows, exact=True)
-            if self.bias_scaled:
-                bias_scale = builder.array(np.asarray(self.bias_coefficients, dtype=np.float64)[:, None])
-            if not self.one_term_per_sum:
-                bias_segments = builder.array(np.asarray(self.bias_sum, dtype=np.int64))
-        return SumsGroup(
-            self.buffer, k, layout, weights, (int(shape[0]), int(shape[1])), scale, values, segments,
-            bias, bias_weights, bias_scale, bias_segments,
-        )  # fmt: skip
 
     def describe(self) -> str:
         k = self.stop - self.start

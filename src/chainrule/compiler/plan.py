@@ -15,19 +15,27 @@ JAX and PyTorch exports, `chainrule.export`, do) without knowing chainrule's own
 - a `SumsGroup` is k sums of `coefficient * weight * value` terms, run as one matrix product
   `W @ X` (dense) or as gathered per-sum sums (sparse), plus a bias from the uniform terms.
 
+Each group also says which of its rows and operands need a gradient (`requires_grad`,
+`operand_needs`, `values_need_grad`, `weight_grads`, ...), so that batch mode's backward skips the
+rest, and which Program slot each row computes (`slots`, for error messages). An engine that
+differentiates the whole plan itself, as the exports do, may ignore those fields.
+
 A sum is one node of the graph and its own products, never several nodes merged (that would add in
 another order than eager does). A binary `+`/`-` gives eager's result exactly; an n-ary `sum` node may
 add its n terms in another order, which moves it at most `sum_error_bound(terms)` from eager's value.
 
-This module imports nothing of the compiler: the planner (`batch_plan`) and the steps
-(`batch_steps`) build a `Plan` through `PlanBuilder`, and readers need only this file.
+This module imports nothing of the compiler. The planner (`batch_plan`) produces a `Plan` through
+`PlanBuilder`; both batch mode's numpy steps (`batch_steps`, built from `Plan.groups`) and the exports
+(`chainrule.export`) run from it, and need only this file to read it.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -96,16 +104,26 @@ class MapGroup:
     """k instructions of one op, run as one call of the row's rules on (k, width) blocks.
 
     `op` is the row of the derivative table (`chainrule.ops.Op`): its `forward(m, *operands)` gives
-    the k rows, its `derivative(i)` rules their gradients."""
+    the k rows, its `derivative(i)` rules their gradients. An operand that is the same row for all
+    k instructions is read as that one row (it broadcasts). `slots[r]` is the Program slot that row
+    r computes (`Program.describe(slot)` names it in messages); `requires_grad` whether the rows
+    need a gradient at all, and `operand_needs[j][r]` whether operand j of row r does."""
 
     buffer: int
     k: int
     op: Any
     operands: tuple[Read, ...]
+    slots: tuple[int, ...]
+    requires_grad: bool
+    operand_needs: tuple[tuple[bool, ...], ...]
 
     def reads(self) -> tuple[Read, ...]:
         """Everything this group reads."""
         return self.operands
+
+    def grad_operands(self) -> tuple[int, ...]:
+        """The operand positions where some row needs a gradient (the others get none)."""
+        return tuple(j for j, needs in enumerate(self.operand_needs) if any(needs))
 
 
 @dataclass(frozen=True)
@@ -113,12 +131,24 @@ class SumsGroup:
     """k sums of `coefficient * weight * value` terms: `W @ X` (or sparse sums) plus a bias.
 
     `layout` "dense": W, of shape `shape`, is `weights` read row-major, times `arrays[scale]` (an
-    array of that shape) if `scale` is not None; X is `values`. `layout` "sparse": term t is
-    `values[t] * weights[t] * arrays[scale][t]`, added into sum `arrays[segments][t]` (sorted).
-    `layout` None: no term varies, the sums are their bias only.
+    array of that shape) if `scale` is not None; X is `values`. A dense W whose sums read different
+    values is *padded*: the entries no term fills read the uniform buffer's 0.0 row. Then
+    `entry_sums` and `entry_columns` are not None: the real entries (the terms) are
+    `W[arrays[entry_sums][t], arrays[entry_columns][t]]`, row-major. As `0.0 * inf` is NaN, a padded
+    W @ X would make NaN of sums that do not read an infinite value: run on such values it must add
+    the real terms only, `X[entry_columns[t]] * W[entry_sums[t], entry_columns[t]]` into sum
+    `entry_sums[t]` (batch mode does where X or the gradient is not finite; the exports always do).
+    `layout` "sparse": term t is `values[t] * weights[t] * arrays[scale][t]`, added into sum
+    `arrays[segments][t]` (sorted). `layout` None: no term varies, the sums are their bias only.
     The bias of sum i is the sum of `bias[t] * bias_weights[t] * arrays[bias_scale][t]` over the
     terms t with `arrays[bias_segments][t] == i` (each part omitted when None: weights and scales
-    of 1, one term per sum in order)."""
+    of 1, one term per sum in order).
+
+    Gradients: `requires_grad` whether the sums need one at all; `values_need_grad` (and
+    `bias_values_need_grad`) whether some varying value (bias value) does; `weight_grads` (and
+    `bias_weight_grads`), if not None, the entry of `arrays` listing, in order, the terms whose
+    weight does (dense: positions in W row-major; sparse and bias: term indices). `slots[r]` is
+    the Program slot that sum r computes."""
 
     buffer: int
     k: int
@@ -132,6 +162,19 @@ class SumsGroup:
     bias_weights: Read | None
     bias_scale: int | None
     bias_segments: int | None
+    entry_sums: int | None
+    entry_columns: int | None
+    slots: tuple[int, ...]
+    requires_grad: bool
+    values_need_grad: bool
+    weight_grads: int | None
+    bias_values_need_grad: bool
+    bias_weight_grads: int | None
+
+    @property
+    def padded(self) -> bool:
+        """Whether this is a dense W padded with 0.0 where no term is (see the class docstring)."""
+        return self.entry_sums is not None
 
     def reads(self) -> tuple[Read, ...]:
         """Everything this group reads."""
@@ -169,6 +212,41 @@ class Plan:
         """How many inputs the program takes."""
         return len(self.input_names)
 
+    @cached_property
+    def block_starts(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Per buffer (UNIFORM, VARYING), the first row of each of its blocks in the whole buffer,
+        then the buffer's number of rows: for an engine that keeps a buffer as one array."""
+        ends = [FIXED_ROWS + self.n_parameters + len(self.constants), self.n_inputs]
+        starts: list[list[int]] = [[0], [0]]
+        for group in self.groups:
+            starts[group.buffer].append(ends[group.buffer])
+            ends[group.buffer] += group.k
+        return (tuple(starts[UNIFORM] + [ends[UNIFORM]]), tuple(starts[VARYING] + [ends[VARYING]]))
+
+    @cached_property
+    def group_starts(self) -> tuple[int, ...]:
+        """The first row of each group's results in its whole buffer, in the order of `groups`."""
+        seen = [1, 1]  # the next block of each buffer (block 0 holds the leaves)
+        starts = []
+        for group in self.groups:
+            starts.append(self.block_starts[group.buffer][seen[group.buffer]])
+            seen[group.buffer] += 1
+        return tuple(starts)
+
+    def rows(self, read: Read) -> Any:
+        """The rows `read` names, as an int64 array of row numbers in its whole buffer."""
+        starts = self.block_starts[read.buffer]
+        if read.index is None:
+            first = starts[read.blocks[0]] + read.start
+            return np.arange(first, first + read.stop - read.start, dtype=np.int64)
+        # the gather's rows count from the start of the concatenation of `read.blocks`
+        sizes = [starts[b + 1] - starts[b] for b in read.blocks]
+        bases = np.cumsum([0, *sizes[:-1]])
+        local = np.asarray(self.arrays[read.index], dtype=np.int64)
+        part = np.searchsorted(bases, local, side="right") - 1
+        firsts = np.array([starts[b] for b in read.blocks], dtype=np.int64)
+        return firsts[part] + local - bases[part]
+
     @property
     def n_parameters(self) -> int:
         """How many parameters (the length of theta)."""
@@ -196,25 +274,31 @@ class PlanBuilder:
     def read(self, buffer: int, rows: Any, exact: bool = False) -> Read:
         """How to read `rows` (of the whole buffer) from its blocks so far: one row (broadcast,
         unless `exact`), a slice of one block, or a gather from the blocks concerned."""
+        starts = self.starts[buffer]
+        if len(rows) == 1:  # most groups are one instruction: no array needed
+            first = int(rows[0])
+            b0 = bisect.bisect_right(starts, first) - 1
+            return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + 1, None)
         rows = np.asarray(rows, dtype=np.int64)
-        starts = np.asarray(self.starts[buffer])
-        block = np.searchsorted(starts, rows, side="right") - 1
-        first = int(rows[0])
-        b0 = int(block[0])
+        first, last, n = int(rows[0]), int(rows[-1]), len(rows)
+        b0 = bisect.bisect_right(starts, first) - 1
+        b0_end = starts[b0 + 1] if b0 + 1 < len(starts) else self.ends[buffer]
         if not exact and (rows == first).all():
-            local = first - int(starts[b0])
-            return Read(buffer, (b0,), local, local + 1, None)
-        if (block == b0).all() and (rows == np.arange(first, first + len(rows))).all():
-            local = first - int(starts[b0])
-            return Read(buffer, (b0,), local, local + len(rows), None)
-        blocks = tuple(int(b) for b in np.unique(block))
-        ends = [*starts[1:].tolist(), self.ends[buffer]]
-        base, at = {}, 0
+            return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + 1, None)
+        if last - first == n - 1 and last < b0_end and (np.diff(rows) == 1).all():
+            return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + n, None)
+        # a gather: rows counted from the start of the concatenation of the blocks concerned
+        begins = np.asarray(starts, dtype=np.int64)
+        ends = [*starts[1:], self.ends[buffer]]
+        block = np.searchsorted(begins, rows, side="right") - 1
+        blocks = sorted(set(block.tolist()))
+        base = np.zeros(len(starts), dtype=np.int64)  # where each block starts in the concatenation
+        at = 0
         for b in blocks:
             base[b] = at
-            at += ends[b] - int(starts[b])
-        local_rows = np.array([base[int(b)] for b in block]) + rows - starts[block]
-        return Read(buffer, blocks, 0, 0, self.array(local_rows.astype(np.int64)))
+            at += ends[b] - starts[b]
+        local_rows = base[block] + rows - begins[block]
+        return Read(buffer, tuple(blocks), 0, 0, self.array(local_rows))
 
     def add(self, group: Group, start: int, stop: int) -> None:
         """Append `group`, whose results are rows `start:stop` of its buffer (the next block)."""

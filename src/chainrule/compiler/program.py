@@ -163,7 +163,8 @@ class Program:
 
     def plan(self) -> Plan:
         """The batch plan as public, engine-neutral data (a `chainrule.compiler.plan.Plan`), with the
-        parameters' and constants' current values: what `to_jax` and `to_torch` run."""
+        parameters' and constants' current values: the groups batch mode's numpy steps run, and
+        what `to_jax` and `to_torch` run."""
         return self._plan().to_plan()
 
     def schedule(self) -> str:

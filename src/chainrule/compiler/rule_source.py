@@ -133,7 +133,7 @@ class RuleTemplates:
         """A `str.format` template over the rule's operands, or None if the rule is not traceable."""
         if op.arity is None and kind == DERIVATIVE:
             i = 0  # an n-ary op has one derivative rule shared by all its inputs
-        key = (op.name, kind, i, n_args)
+        key = (op, kind, i, n_args)  # the row itself: a name may be given other rules (defop, replace=True)
         if key not in self._cache:
             n_rule_args = n_args + (2 if kind == DERIVATIVE else 0)  # derivative rules also take g and out
             if op.arity is None and kind != DERIVATIVE and n_args > _INLINE_MAX_ARITY:

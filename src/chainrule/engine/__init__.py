@@ -2,19 +2,23 @@
 
 Reading order (the core path that `x.tanh().backward()` runs, after the table in `chainrule/ops.py`):
 
-1. `node.py`: `Value`, and how an operation makes a node from a row of the table
-   (`placeholder.py`: the nodes with no data yet, for define-then-run).
-2. `layout.py`: the slots every node has and how it stores its inputs; `HandBuilt`, the operation of a
-   node built by hand.
+1. `layout.py`: the slots every node has, the one node constructor (`new_node`), how a node stores
+   its inputs; `HandBuilt`, the operation of a node built by hand.
+2. `node.py`: `Value`, and how an operation makes a node from a row of the table (`apply`).
 3. `walk.py`: the walks over a graph (topological order, the nodes a gradient reaches, reading order).
 4. `chain_rule.py`: the chain rule, once: the reference step for one node and the reference sweep.
 5. `backprop.py`: a backward pass: which sweep, under which lock, and how gradients reach `.grad`.
 
-Then, on a second reading: `mode.py` (grad mode per thread, the lock, the instrumentation seam),
-`fast_sweep.py` (the reference sweep inlined for floats: the hot loop, tested equal to the reference
-one) and `copying.py` (deepcopy and pickle without recursion). Each module imports only the ones
-listed after `node.py` above it in this order of layers: layout, walk, mode, chain_rule, fast_sweep,
-backprop, copying, node.
+Skip on a first reading: `operators.py` (each row's operator, `apply` inlined: the hottest code) and
+`fast_sweep.py` (the reference sweep inlined for floats), both tested equal to what they inline.
+Then, on a second reading: `hand_built.py` (running micrograd-style `_backward` closures),
+`micrograd.py` (`_op`, `_children`, `_backward()` by hand), `protocols.py` (comparisons, refused
+conversions, numpy's functions), `numbers.py` (which objects are numbers), `mode.py` (grad mode per
+thread, the lock, the instrumentation seam), `copying.py` (deepcopy and pickle without recursion)
+and `placeholder.py` (nodes with no data yet, for define-then-run).
+
+Each module imports only modules of lower layers: mode; layout; numbers, walk, hand_built; chain_rule;
+micrograd, protocols, operators, fast_sweep; backprop, copying; node; placeholder.
 """
 
 from .backprop import add_gradients, backward, gradients, zero_gradients
@@ -25,15 +29,12 @@ from .mode import GRAD_LOCK, enable_grad, is_grad_enabled, no_grad, set_observer
 from .node import (
     Value,
     apply,
-    as_float,
-    attach_table_methods,
     constant,
-    is_real,
     leaf,
-    not_a_number,
     sum,  # noqa: A004 - chainrule.sum, like numpy.sum
-    to_float,
 )
+from .numbers import as_float, is_real, not_a_number, to_float
+from .operators import attach_table_methods
 from .placeholder import NoDataError, Symbolic, placeholder, symbolic
 from .walk import (
     count_nodes,

@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..backends import FLOAT, VALUE
-from ..errors import BackwardClosureError, rule_failure
+from ..errors import rule_failure
+from .hand_built import hand_built_contributions
 from .layout import Node, stored_inputs
-from .mode import GRAD_LOCK
 
 NO_PARAMS: dict[str, Any] = {}  # the parameters of a row that has none (a Tensor row may have some)
 Contribution = tuple[int, Any, Any]  # (input position, input node, contribution to its gradient)
@@ -74,65 +74,6 @@ def contributions(node: Node, g: Any, graph: bool = False) -> list[Contribution]
     except (ArithmeticError, ValueError) as exc:
         raise failed_rule(node, exc) from exc
     return [(i, x, d) for i, (x, d, w) in enumerate(zip(inputs, found, wanted, strict=True)) if w]
-
-
-# --- nodes built by hand: the closure speaks micrograd ------------------------------------------------
-class _Added(float):
-    """A `.grad` lent to a hand-built closure: adding to it gives another `_Added`; assigning does not.
-
-    That is how `hand_built_contributions` tells `x.grad += d` (right) from `x.grad = d` (the seeds'
-    bug: a value used twice would keep only its last gradient) without running the closure twice.
-    """
-
-    __slots__ = ()
-
-    def __add__(self, other: Any) -> Any:
-        total = float.__add__(self, other)
-        return total if total is NotImplemented else _Added(total)
-
-    __radd__ = __add__
-
-
-_LENT = _Added(0.0)
-
-
-def hand_built_contributions(node: Node, g: float) -> list[Contribution]:
-    """What a hand-built node's `_backward` adds to each of its (distinct) inputs for gradient `g`.
-
-    The closure reads `node.grad` and adds into its children's `.grad`. So for the length of the call,
-    `node.grad` holds `g` and each child's `.grad` starts from 0; what the closure adds is the child's
-    contribution. Every `.grad` is then put back as it was, so the sweep keeps its own semantics
-    (twice doubles, each path counted once) whatever the closure does. A closure that assigns a
-    child's `.grad` (`=`) instead of adding to it (`+=`) is stopped with an error that says so.
-    """
-    closure = node._operation.backward
-    children = node._a
-    if len(children) > 1:  # a child given twice is one child, with one .grad
-        children = tuple(dict.fromkeys(children))
-    if closure is None:
-        if not children:
-            return []
-        raise no_backward(node)
-    with GRAD_LOCK:  # the .grad slots are lent for the call (re-entrant: backward holds it already)
-        saved = [child.grad for child in children]
-        own = node.grad
-        try:
-            for child in children:
-                child.grad = _LENT
-            node.grad = g
-            closure()
-            added = [child.grad for child in children]
-        finally:
-            node.grad = own
-            for child, grad in zip(children, saved, strict=True):
-                child.grad = grad
-    found = []
-    for i, (child, d) in enumerate(zip(children, added, strict=True)):
-        if type(d) is not _Added:
-            raise overwritten_grad(node, child, d)
-        if child.requires_grad:
-            found.append((i, child, float(d)))
-    return found
 
 
 # --- the reference sweep -------------------------------------------------------------------------------
@@ -206,27 +147,6 @@ def failed_rule(node: Node, exc: BaseException) -> Exception:
     return rule_failure(node._operation.name, inputs, exc)
 
 
-def no_backward(node: Any) -> TypeError:
-    """A hand-built node with inputs but no `_backward`: says how to give it one."""
-    what = f"{node!r} (op {node._op!r})" if node._op else repr(node)
-    return TypeError(
-        f"backward: {what} was built by hand from {len(node._prev)} input(s) but has no _backward: "
-        f"give it one (def _backward(): ...; node._backward = _backward, adding into each input's "
-        f".grad as micrograd does), or define the operation with chainrule.defop"
-    )
-
-
-def overwritten_grad(node: Any, child: Any, value: Any) -> BackwardClosureError:
-    """A hand-built `_backward` that assigned an input's `.grad` instead of adding to it."""
-    name = repr(child.label) if child.label else f"Value(data={child.data!r})"
-    what = f"{node.label!r}, " if node.label else ""
-    return BackwardClosureError(
-        f"backward: the _backward of node {what}op {node._op!r} (data {node.data!r}) overwrote the "
-        f".grad of its input {name} with '=' (it set it to {value!r}): write '+=' instead, because "
-        f"the gradients from several uses of a value add up (x.grad += local_derivative * out.grad)"
-    )
-
-
 def not_differentiable_twice(node: Any) -> TypeError:
     """A hand-built node met by a backward pass whose gradients must be differentiable."""
     return TypeError(
@@ -234,41 +154,3 @@ def not_differentiable_twice(node: Any) -> TypeError:
         f"_backward works on numbers, so its gradient cannot be differentiated again. Define the "
         f"operation with chainrule.defop, whose rules also run on Values"
     )
-
-
-# --- micrograd's `node._backward()`: one step, by hand ------------------------------------------------
-class ManualStep:
-    """`node._backward` for a node made by an operation: the reference step, added into `.grad`.
-
-    micrograd's semantics: each input's `.grad += contribution` for the node's current `.grad`, so the
-    lecture's backprop by hand (`o._backward(); n._backward(); ...`) runs unchanged.
-    """
-
-    __slots__ = ("node",)
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def __call__(self) -> None:
-        node = self.node
-        g = node.grad
-        found = contributions(node, g, graph=isinstance(g, Node))
-        # all contributions are computed before any .grad changes: a failing rule changes nothing
-        for _, child, d in found:
-            child.grad = child.grad + d
-
-
-class MissingBackward:
-    """`node._backward` of a node built by hand before its closure was given: says what to do."""
-
-    __slots__ = ("node",)
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def __call__(self) -> None:
-        raise no_backward(self.node)
-
-
-def nothing() -> None:
-    """A leaf's `_backward`: there is nothing below it to push a gradient into."""

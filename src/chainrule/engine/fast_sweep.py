@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import FLOAT
-from .chain_rule import failed_rule, hand_built_contributions
+from .chain_rule import failed_rule
+from .hand_built import hand_built_contributions
 from .layout import MANY
 
 

@@ -12,15 +12,18 @@ cyclic garbage collector while a graph is built (see docs/performance.md). The l
 
 `_operation` holds what made the node: a row of the derivative table (`chainrule.ops.Op`), a
 `HandBuilt` record for a node built by hand, or None for a leaf. `_g` is the backward sweep's
-scratch gradient. Everything reads the input slots through `stored_inputs` and writes them through
-`set_inputs`, except the loops of the engine's hot path (`walk.gradient_order`, the float sweep and
-the operators in `node.py`), which decode the same layout inline.
+scratch gradient. Every node is made by `new_node`. Everything reads the input slots through
+`stored_inputs` and writes them through `set_inputs`, except the loops of the engine's hot path
+(`walk.gradient_order`, the float sweep and the operators in `operators.py`), which decode the same
+layout inline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar
+
+from .mode import STATE, recording
 
 
 class Node:
@@ -42,6 +45,27 @@ class Many:
 
 
 MANY = Many()
+
+
+def new_node(cls: type, data: Any, op: Any, inputs: tuple[Any, ...], requires_grad: bool) -> Any:
+    """A new node of class `cls` holding `data`, made by `op` from `inputs` (recorded only in grad mode).
+
+    `op` is a row of the table or a `HandBuilt` record; None makes a leaf. Outside grad mode
+    (`no_grad()`) the result is a leaf too: it keeps its data and forgets how it was made.
+    """
+    out = object.__new__(cls)
+    if data is not None:
+        out._data = data
+    out._grad = 0.0
+    if op is not None and (STATE.recording_everywhere or recording()):
+        out.requires_grad = requires_grad
+        out._operation = op
+        # Stored by the op's arity (not the number of inputs), so the backward sweep can rely on it.
+        set_inputs(out, inputs, many=op.arity is None or op.hand_built)
+    else:
+        out.requires_grad = False if op is not None else requires_grad
+        out._a = out._b = out._operation = None
+    return out
 
 
 def stored_inputs(node: Node) -> tuple[Any, ...]:

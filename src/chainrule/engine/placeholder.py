@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import PlaceholderError
 from ..ops import Op
-from .layout import set_inputs
-from .node import Value, new_node
+from .layout import new_node, set_inputs
+from .node import Value
 from .walk import nodes_below
 
 _new = object.__new__

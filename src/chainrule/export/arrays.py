@@ -1,9 +1,9 @@
 """Running a planned Program (`chainrule.compiler.plan.Plan`) on an array engine such as JAX or torch.
 
-The plan is public data: groups of one table row on (k, width) blocks, and groups of sums of
-products. `run` walks it with whatever an `ArrayEngine` offers (concatenate, take rows, segment
-sums, broadcast, and `map`: a row's forward with the row's derivatives attached), so the JAX and
-PyTorch exports differ only in those few functions.
+The plan is public data (the same plan batch mode's numpy steps run): groups of one table row on
+(k, width) blocks, and groups of sums of products. `run` walks it with whatever an `ArrayEngine`
+offers (concatenate, take rows, segment sums, broadcast, and `map`: a row's forward with the row's
+derivatives attached), so the JAX and PyTorch exports differ only in those few functions.
 """
 
 from __future__ import annotations
@@ -100,7 +100,14 @@ def run(plan: Plan, e: ArrayEngine, uniform: Any, varying: Any, width: int) -> l
                     w = w.reshape(group.shape)
                     if group.scale is not None:
                         w = w * e.arrays[group.scale]
-                    out = w @ x
+                    if group.padded:
+                        # W @ X with padding is NaN where an input is inf or NaN (0.0 * inf): the real
+                        # terms only, as gathered sums, so that every input gives eager's numbers
+                        sums, columns = e.arrays[group.entry_sums], e.arrays[group.entry_columns]
+                        terms = e.take(x, columns) * w[sums, columns][:, None]
+                        out = e.segment_sum(terms, sums, group.k)
+                    else:
+                        out = w @ x
                 else:
                     terms = x * (w * e.arrays[group.scale])
                     out = e.segment_sum(terms, e.arrays[group.segments], group.k)
