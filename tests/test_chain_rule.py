@@ -339,3 +339,22 @@ def test_explore_and_gradcheck_catch_the_assignment_bug_too() -> None:
     with pytest.raises(chainrule.GradcheckError, match=r"write '\+=' instead"):
         chainrule.gradcheck(lambda x: _plus_with_assignment(x, x), 3.0)
     assert a.grad == 0.0
+
+
+def test_sum_makes_the_node_apply_makes_for_hostile_numbers() -> None:
+    from chainrule.engine import apply, stored_inputs
+    from chainrule.ops import OPS
+
+    rng = random.Random(7)
+    for n in (1, 2, 3, 17):
+        for _ in range(40):
+            xs = [Value(rng.choice(HOSTILE)) for _ in range(n)]
+            xs[0].requires_grad = rng.random() < 0.8
+            got, expected = chainrule.sum(xs), apply(OPS["sum"], *xs)
+            assert _same_number(got.data, expected.data), [x.data for x in xs]
+            assert got._operation is expected._operation is OPS["sum"]
+            assert stored_inputs(got) == stored_inputs(expected) == tuple(xs)
+            assert got.requires_grad == expected.requires_grad and got.grad == 0.0 and got.label == ""
+    with chainrule.no_grad():
+        alone = chainrule.sum([Value(1.0), Value(2.0)])
+    assert alone.data == 3.0 and alone._prev == () and not alone.requires_grad

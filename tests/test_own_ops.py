@@ -536,7 +536,8 @@ def test_create_graph_backward_leaves_no_cycles_through_scratch_slots() -> None:
         for _ in range(50):
             y = (x * x).tanh()
             y.backward(create_graph=True)
-            assert all(getattr(node, "_g", None) is None for node in chainrule.engine.topological_order(y))
+            scratch = [getattr(node, "_g", None) for node in chainrule.engine.topological_order(y)]
+            assert not any(isinstance(g, Value) for g in scratch)  # a float or nothing: no cycle
             x.grad = 0.0  # drop the gradient graph that .grad held
         del y
     finally:

@@ -4,7 +4,7 @@ The order decides in which order the contributions into a shared node are added 
 must not change it by one node: the gradients would then differ in their last bits. The plain search
 below (push every input that takes a gradient, then finish a node once all of them are done) is the
 definition both of the engine's walks, with their shortcuts, are held to: the one with a set of the
-nodes seen, and the float sweep's, which marks nodes in their `_g` slots (`scratch_marked_order`).
+nodes seen, and the float sweep's, which marks nodes in their `_g` slots (`fast_sweep.marked_order`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 import chainrule
 from chainrule import Value
 from chainrule.engine import gradient_order
+from chainrule.engine.fast_sweep import marked_order, sweep_order
 from chainrule.engine.layout import stored_inputs
-from chainrule.engine.walk import scratch_marked_order
 from test_chain_rule import random_graph
 
 _DONE = object()
@@ -54,7 +54,7 @@ def _orders(root: Any) -> list[list[Any]]:
     with_a_set = gradient_order(root)
     for node in with_a_set:  # every slot set: the marked walk can run
         node._g = 0.0
-    return [with_a_set, scratch_marked_order(root), scratch_marked_order(root)]
+    return [with_a_set, marked_order(root), marked_order(root)]
 
 
 @pytest.mark.parametrize("seed", range(300))
@@ -64,7 +64,7 @@ def test_gradient_order_is_the_plain_search_order(seed: int) -> None:
         leaves[0].requires_grad = False  # switched off after the graph was built: no longer visited
     want = plain_search_order(root)
     assert _orders(root) == [want, want, want]
-    assert gradient_order(root, zero_scratch=True) == want
+    assert sweep_order(root) == want
     assert all(node._g == 0.0 for node in want)
     position = {node: i for i, node in enumerate(want)}
     assert all(position[c] < position[node] for node in want for c in _inputs(node))
@@ -74,12 +74,12 @@ def test_the_backward_walk_marks_nodes_in_their_slots_and_falls_back_to_a_set() 
     x = Value(0.5)
     y = chainrule.sum([x * 2.0, (x * x).relu(), 1.0]) * 3.0
     want = plain_search_order(y)
-    assert gradient_order(y, zero_scratch=True) == want  # new nodes, no slot set yet: with a set
-    assert gradient_order(y, zero_scratch=True) == want  # now with marks
+    assert sweep_order(y) == want  # marks in the slots every new node has
+    assert sweep_order(y) == want  # again: the marks of one walk do not pass for the next
     marks = {id(node._g) for node in want}
     assert len(marks) == 1 and all(node._g == 0.0 and type(node._g) is float for node in want)
     del want[2]._g  # a node whose slot was never set, below a root whose slot is
-    assert gradient_order(y, zero_scratch=True) == want
+    assert sweep_order(y) == want
     assert all(node._g == 0.0 for node in want)
     y.backward()
     assert x.grad == 3.0 * (2.0 + 2 * 0.5)

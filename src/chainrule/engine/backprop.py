@@ -21,7 +21,7 @@ from typing import Any
 
 from . import mode
 from .chain_rule import sweep
-from .fast_sweep import sweep_floats
+from .fast_sweep import sweep_floats, sweep_order
 from .mode import GRAD_LOCK, STATE
 from .walk import gradient_order
 
@@ -68,7 +68,7 @@ def _reference(root: Any, order: list[Any], graph: bool) -> dict[Any, Any]:
 
 def _fast(root: Any, accumulate: bool) -> list[Any]:
     """The fast float sweep from `root`; returns the order it swept (gradients in `_g`, or in `.grad`)."""
-    order = gradient_order(root, zero_scratch=True)
+    order = sweep_order(root)
     root._g = 1.0
     sweep_floats(order, accumulate)
     return order

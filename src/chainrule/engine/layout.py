@@ -57,6 +57,7 @@ def new_node(cls: type, data: Any, op: Any, inputs: tuple[Any, ...], requires_gr
     if data is not None:
         out._data = data
     out._grad = 0.0
+    out._g = 0.0  # set from the start: the float sweep's walk marks the nodes it reaches in it
     if op is not None and (STATE.recording_everywhere or recording()):
         out.requires_grad = requires_grad
         out._operation = op

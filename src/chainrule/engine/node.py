@@ -34,7 +34,7 @@ from .layout import MANY, HandBuilt, Node, new_node, set_inputs, stored_inputs
 from .micrograd import MicrogradFaces, check_children
 from .mode import STATE, recording
 from .numbers import as_float, shown, to_float
-from .operators import attach_value_operators, traced
+from .operators import attach_value_operators, sum_node, traced
 from .protocols import NumberProtocols
 from .walk import depends_on, nodes_below
 
@@ -118,6 +118,7 @@ class Value(Node, MicrogradFaces, NumberProtocols):
                 )
             requires_grad = bool(requires_grad)
         self._grad = grad if type(grad) is float else to_float(grad, "Value(grad=...)")
+        self._g = 0.0  # the backward sweep's scratch (layout.py)
         if label:
             self.label = label
         self._a = self._b = self._operation = None
@@ -219,6 +220,9 @@ _is_value = Value.__instancecheck__
 def sum(values: Iterable[Operand]) -> Value:  # noqa: A001 - chainrule.sum, like numpy.sum
     """a + b + c + ... as one graph node, so backward makes one step instead of a long chain."""
     children = tuple(values)
+    xs = [c._data for c in children if type(c) is Value]
+    if children and len(xs) == len(children):  # the common case, Values with data: `apply` inlined
+        return sum_node(Value, _SUM, children, xs)
     if not all(map(_is_value, children)):  # numbers among the inputs become constants
         children = tuple(v if isinstance(v, Value) else constant(v) for v in children)
     if not children:

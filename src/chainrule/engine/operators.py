@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from ..backends import FLOAT, spellings
 from ..ops import TABLE, Op
-from .layout import new_node
+from .layout import MANY, new_node
 from .mode import STATE, recording
 from .numbers import as_float, not_a_number
 
 _new = object.__new__
+_requires_grad = attrgetter("requires_grad")
 
 
 def traced(op: Op, inputs: tuple[Any, ...]) -> Any:
@@ -92,6 +94,7 @@ def binary_operator(cls: type, op: Op, reflected: bool) -> Callable[[Any, Any], 
         out = _new(cls)
         out._data = declared(x, y) if declared is not None else forward(FLOAT, x, y)
         out._grad = 0.0
+        out._g = 0.0
         if state.recording_everywhere or recording():
             out.requires_grad = requires_grad
             out._a = a
@@ -127,6 +130,7 @@ def unary_method(cls: type, op: Op) -> Callable[[Any], Any]:
         out = _new(cls)
         out._data = forward(FLOAT, x)
         out._grad = 0.0
+        out._g = 0.0
         if state.recording_everywhere or recording():
             out.requires_grad = self.requires_grad
             out._a = self
@@ -143,6 +147,30 @@ def unary_method(cls: type, op: Op) -> Callable[[Any], Any]:
     method.__qualname__ = f"{cls.__name__}.{op.method}"
     method.__doc__ = op.doc + (f"; a {op.error.__name__} unless {op.domain_text}" if op.invalid else "")
     return method
+
+
+def sum_node(cls: type, op: Op, children: tuple[Any, ...], xs: list[float]) -> Any:
+    """`apply(op, *children)` for the n-ary `sum` row, inlined: every neuron is one such node.
+
+    `children` are `cls` nodes with data, `xs` their data. The row declares its algebra (linear, each
+    coefficient 1.0), so Python's `sum` of the floats in order is the number its forward rule gives.
+    """
+    out = _new(cls)
+    out._data = sum(xs)  # the row's forward rule is this sum
+    out._grad = 0.0
+    out._g = 0.0
+    if STATE.recording_everywhere or recording():
+        out.requires_grad = any(map(_requires_grad, children))
+        out._a = children
+        out._b = MANY
+        out._operation = op
+    else:
+        out.requires_grad = False
+        out._a = out._b = out._operation = None
+    observer = STATE.observer
+    if observer is not None:
+        observer.created(out, op, tuple(xs))
+    return out
 
 
 def attach_table_methods(cls: type, binary: Callable[..., Any], unary: Callable[..., Any]) -> None:
