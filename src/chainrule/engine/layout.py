@@ -11,11 +11,11 @@ cyclic garbage collector while a graph is built (see docs/performance.md). The l
     n-ary or hand-built:    _a = (x, y, ...), _b = MANY
 
 `_operation` holds what made the node: a row of the derivative table (`chainrule.ops.Op`), a
-`HandBuilt` record for a node built by hand, or None for a leaf. `_g` is the backward sweep's
-scratch gradient. Every node is made by `new_node`. Everything reads the input slots through
-`stored_inputs` and writes them through `set_inputs`, except the loops of the engine's hot path
-(`walk.gradient_order`, the float sweep and the operators in `operators.py`), which decode the same
-layout inline.
+`HandBuilt` record for a node built by hand, or None for a leaf. `_g` is the float sweep's scratch:
+its walk marks the nodes it reaches there, then the sweep adds their gradients in it (0.0 from the
+start). Every node is made by `new_node`. Everything reads the input slots through `stored_inputs`
+and writes them through `set_inputs`, except the loops of the engine's hot path (`walk.py`,
+`fast_sweep.py` and `operators.py`), which decode the same layout inline.
 """
 
 from __future__ import annotations
