@@ -72,3 +72,25 @@ def test_bench_float_scale_runs() -> None:
         for runner in ("FloatCode", "FloatInterpreter"):
             assert out.count(f"| {shape} | ") == 4 and f"| {runner} | " in out
     assert "us per instruction" in out
+
+
+def test_bench_attributes_runs_and_the_three_layouts_take_what_they_claim() -> None:
+    out = run("bench_attributes.py")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [
+        "PlainSlots",
+        "SlotsAndDict",
+        "SlotsAndHook",
+    ]
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_attributes as bench
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    plain, with_dict, with_hook = (
+        bench.make(cls, 1)[0] for cls in (bench.PlainSlots, bench.SlotsAndDict, bench.SlotsAndHook)
+    )
+    with pytest.raises(AttributeError):
+        plain._vis_color = "red"
+    for node in (with_dict, with_hook):
+        node._vis_color = "red"
+        assert node._vis_color == "red" and node._data == 1.0
