@@ -44,8 +44,9 @@ def classify_node(node: Value, inputs: set[Value], input_names: Sequence[str]) -
     the nodes a graph may contain belongs here (a node the compiler cannot run is refused here,
     with an error naming it).
     """
-    if operation_of(node) is not None:
-        if operation_of(node).hand_built:
+    op = operation_of(node)
+    if op is not None:
+        if op.hand_built:
             raise _hand_built_error(node)
         return INSTRUCTION
     if node in inputs:

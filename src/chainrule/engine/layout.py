@@ -14,8 +14,8 @@ cyclic garbage collector while a graph is built (see docs/performance.md). The l
 `HandBuilt` record for a node built by hand, or None for a leaf. `_g` is the float sweep's scratch:
 its walk marks the nodes it reaches there, then the sweep adds their gradients in it (0.0 from the
 start). Every node is made by `new_node`. Everything reads the input slots through `stored_inputs`
-and writes them through `set_inputs`, except the loops of the engine's hot path (`walk.py`,
-`fast_sweep.py` and `operators.py`), which decode the same layout inline.
+and writes them through `set_inputs`, except the engine's hot paths (`walk.py`, `fast_sweep.py`,
+`operators.py` and `Value._prev`, which every walk over a graph reads), which decode it inline.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from typing import Any, Union
 from ..backends import FLOAT
 from ..ops import OPS, Op
 from . import backprop, copying
-from .layout import MANY, HandBuilt, Node, new_node, set_inputs, stored_inputs
+from .layout import MANY, HandBuilt, Node, new_node, set_inputs
 from .micrograd import MicrogradFaces, check_children
 from .mode import STATE, recording
 from .numbers import as_float, shown, to_float
@@ -153,12 +153,17 @@ class Value(Node, MicrogradFaces, NumberProtocols):
     @property
     def _prev(self) -> tuple[Value, ...]:
         """The inputs of the op that made this node, in operand order (() for a leaf), as in micrograd."""
-        inputs = stored_inputs(self)
-        if len(inputs) == 2 and self._b is not MANY and float in (type(inputs[0]), type(inputs[1])):
+        # The slot layout (layout.py) decoded inline: every walk over a whole graph reads this.
+        a, b = self._a, self._b
+        if b is None:
+            return () if a is None else (a,)
+        if b is MANY:
+            return a
+        if type(a) is float or type(b) is float:
             # a number operand, stored as a float: make it a constant Value once, so that it keeps
             # its identity from now on
-            inputs = self._a, self._b = _as_node(inputs[0]), _as_node(inputs[1])
-        return inputs
+            a, b = self._a, self._b = _as_node(a), _as_node(b)
+        return (a, b)
 
     @_prev.setter
     def _prev(self, children: tuple[Value, ...]) -> None:
