@@ -63,11 +63,15 @@ def binary_operator(cls: type, op: Op, reflected: bool) -> Callable[[Any, Any], 
             else:
                 a = self
                 b = other
+            # A placeholder (or a node computed from one) has no data yet: it makes the node itself.
             try:
                 x = a._data
+            except AttributeError:
+                return a.traced(op, (a, b))
+            try:
                 y = b._data
-            except AttributeError:  # a placeholder (or a node computed from one) has no data yet
-                return traced(op, (a, b))
+            except AttributeError:
+                return b.traced(op, (a, b))
             requires_grad = a.requires_grad or b.requires_grad
         else:
             # A plain number operand is stored in the node as the float itself, not as a constant
@@ -79,7 +83,7 @@ def binary_operator(cls: type, op: Op, reflected: bool) -> Callable[[Any, Any], 
                 mine = self._data
             except AttributeError:
                 constant_leaf = new_node(cls, number, None, (), False)
-                return traced(op, (constant_leaf, self) if reflected else (self, constant_leaf))
+                return self.traced(op, (constant_leaf, self) if reflected else (self, constant_leaf))
             if reflected:
                 a = x = number
                 b = self
@@ -124,7 +128,7 @@ def unary_method(cls: type, op: Op) -> Callable[[Any], Any]:
         try:
             x = self._data
         except AttributeError:
-            return traced(op, (self,))
+            return self.traced(op, (self,))
         if invalid is not None and invalid(FLOAT, x):
             op.check(FLOAT, x)
         out = _new(cls)

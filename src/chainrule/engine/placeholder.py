@@ -8,6 +8,7 @@ on it in Python, raises `NoDataError`, which names the placeholders it depends o
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from ..errors import PlaceholderError
@@ -17,6 +18,7 @@ from .node import Value
 from .walk import nodes_below
 
 _new = object.__new__
+_requires_grad = attrgetter("requires_grad")
 
 
 class NoDataError(PlaceholderError):
@@ -95,7 +97,8 @@ def symbolic(op: Op, children: tuple[Any, ...]) -> Value:
     """A node made by `op` from `children` when some of them have no data yet (always recorded)."""
     node = _new(Symbolic)
     node._grad = 0.0
-    node.requires_grad = any(c.requires_grad for c in children)
+    node._g = 0.0
+    node.requires_grad = any(map(_requires_grad, children))
     node._operation = op
     set_inputs(node, tuple(children), many=op.arity is None or op.hand_built)
     return node
