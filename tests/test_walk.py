@@ -103,3 +103,15 @@ def test_gradient_order_of_shared_inputs_chains_and_neurons() -> None:
     want = plain_search_order(y)
     assert _orders(y) == [want, want, want]
     assert want[0] is x and len(want) == 20_001
+
+
+def test_copies_and_unpickled_graphs_are_made_with_the_slot_the_marked_walk_needs() -> None:
+    import copy
+    import pickle
+
+    x = Value(0.5)
+    y = chainrule.sum([x * 2.0, (x * x).relu(), 1.0]) * 3.0
+    for twin in (copy.deepcopy(y), pickle.loads(pickle.dumps(y)), copy.copy(y)):
+        nodes = chainrule.engine.topological_order(twin)
+        assert all(type(node._g) is float and node._g == 0.0 for node in nodes)
+        assert marked_order(twin) == plain_search_order(twin)  # no node without its slot: no fallback

@@ -75,6 +75,7 @@ def _copy_fields(node: Any, twin: Any, memo: dict[int, Any] | None) -> None:
     twin.grad = grad if type(grad) is float or memo is None else copy.deepcopy(grad, memo)
     twin.requires_grad = node.requires_grad
     twin._operation = node._operation
+    twin._g = 0.0  # as every node is made: the float sweep's walk marks nodes in this slot
     extra = user_attributes(node)
     if extra:
         twin.__dict__.update(extra if memo is None else copy.deepcopy(extra, memo))
@@ -172,6 +173,7 @@ def _value_node(row: tuple[Any, ...], nodes: list[Any]) -> Any:
     if data is not None:
         node._data = data
     node.grad, node.requires_grad = grad, requires_grad
+    node._g = 0.0  # as every node is made: the float sweep's walk marks nodes in this slot
     if isinstance(op, tuple):  # a hand-built op: ("hand-built", symbol, closure)
         op = HandBuilt(op[1], op[2])
     node._operation = op
