@@ -7,14 +7,13 @@ it marks each node it reaches in the node's own `_g` slot (every node is made wi
 finishes a chain's links and a neuron's products without pushing them on its stack.
 tests/test_walk.py holds it to a plain search, node for node.
 
-`sweep_floats` It does what `chain_rule.sweep` does with
-`chain_rule.contributions` on floats, with three changes that make it several times faster and
-change no number: the gradients live in each node's `_g` slot instead of a dict; the slot layout
-(`layout.py`) is decoded inline; and rows that declare their algebra (`Op.bilinear` for mul,
-`Op.linear` for add, sub, neg and sum) are swept without calling their rules: each input gets g times
-the other input, or g times its coefficient. The declarations are facts about the rules, which
-tests/test_ops_table.py holds to the rules; tests/test_chain_rule.py holds this loop to the reference
-sweep bit for bit on random graphs.
+`sweep_floats` does what `chain_rule.sweep` does with `chain_rule.contributions` on floats, with
+three changes that make it several times faster and change no number: the gradients live in each
+node's `_g` slot instead of a dict; the slot layout (`layout.py`) is decoded inline; and rows that
+declare their algebra (`Op.bilinear` for mul, `Op.linear` for add, sub, neg and sum) are swept
+without calling their rules: each input gets g times the other input, or g times its coefficient.
+The declarations are facts about the rules, which tests/test_ops_table.py holds to the rules;
+tests/test_chain_rule.py holds this loop to the reference sweep bit for bit on random graphs.
 
 All or nothing: with `accumulate`, each node's `.grad += g` happens as the node is reached, and the
 `.grad` it had is kept in its `_g` (no longer needed by then), so a step that raises puts every `.grad`
@@ -36,7 +35,7 @@ def sweep_order(root: Any) -> list[Any]:
     """The nodes a gradient flows into, each after its inputs, each with `_g` set to 0.0."""
     try:
         return marked_order(root)
-    except AttributeError:  # a node without a scratch slot yet (made by copy or pickle): mark with a set
+    except AttributeError:  # a node made without its scratch slot (not by the engine): walk with a set
         order = gradient_order(root)
         for node in order:
             node._g = 0.0
@@ -46,9 +45,11 @@ def sweep_order(root: Any) -> list[Any]:
 def marked_order(root: Any) -> list[Any]:
     """`walk.gradient_order(root)` with each node's `_g` slot as its mark: no set, and `_g` left 0.0.
 
-    The same walk as `gradient_order`'s (and one shortcut more: an n-ary node's inputs with nothing
-    left to visit are finished in its own loop), for the float sweep, which may write the scratch
-    slots (it holds the gradient lock and no other pass is running in this thread). A node
+    The plain search's order, with its stack traffic mostly saved: the input the search would pop
+    next is expanded at once, a chain's links wait in a list of their own, and a node with nothing
+    left to visit (a leaf, most of a neuron's products) is finished where it is met. For the float
+    sweep, which may write the scratch slots (it holds the gradient lock and no other pass is running
+    in this thread). A node
     is marked by setting its `_g` to a float object made for this walk alone, `zero`: `node._g is
     zero` says it was reached, and its `_g` is 0.0 for the sweep. An object still referenced cannot be
     made again, so no mark of an earlier walk can pass for one of this walk. Raises AttributeError at
