@@ -268,18 +268,23 @@ def test_sinc_slope_on_arrays_is_the_float_one(engine: str) -> None:
 
 
 # --- one function written with numpy's functions, on every engine -----------------------------------
-def f_numpy(x: Any) -> Any:
-    """A scalar function written with numpy's elementary functions (on Values: each a row)."""
+def f_with(ns: Any, x: Any) -> Any:
+    """A scalar function written with the elementary functions of `ns` (numpy: on Values, each a row)."""
     return (
-        np.sinc(x) * np.arctan(x)
-        + np.log1p(x * x) * np.cosh(x)
-        - np.expm1(np.sin(x)) / np.exp2(x)
-        + np.arcsinh(x) * np.tan(x)
-        + np.mod(3 * x + 0.1, 0.7) * np.deg2rad(np.rad2deg(x))
-        + np.arccos(x * 0.5) * np.log2(x * x + 1)
-        + np.arctanh(x * 0.3) * np.log10(x * x + 2)
-        + np.sinh(np.arcsin(x * 0.4)) * np.arccosh(x * x + 1.5)
+        ns.sinc(x) * ns.arctan(x)
+        + ns.log1p(x * x) * ns.cosh(x)
+        - ns.expm1(ns.sin(x)) / ns.exp2(x)
+        + ns.arcsinh(x) * ns.tan(x)
+        + ns.mod(3 * x + 0.1, 0.7) * ns.deg2rad(ns.rad2deg(x))
+        + ns.arccos(x * 0.5) * ns.log2(x * x + 1)
+        + ns.arctanh(x * 0.3) * ns.log10(x * x + 2)
+        + ns.sinh(ns.arcsin(x * 0.4)) * ns.arccosh(x * x + 1.5)
     )
+
+
+def f_numpy(x: Any) -> Any:
+    """The function with numpy's functions."""
+    return f_with(np, x)
 
 
 def f_methods(x: Any) -> Any:
@@ -300,17 +305,8 @@ POINTS = [0.3, -0.45, 1.1, 0.0]
 
 
 def f_jax(x: Any) -> Any:
-    jnp = need("jax").numpy
-    return (
-        jnp.sinc(x) * jnp.arctan(x)
-        + jnp.log1p(x * x) * jnp.cosh(x)
-        - jnp.expm1(jnp.sin(x)) / jnp.exp2(x)
-        + jnp.arcsinh(x) * jnp.tan(x)
-        + jnp.mod(3 * x + 0.1, 0.7) * jnp.deg2rad(jnp.rad2deg(x))
-        + jnp.arccos(x * 0.5) * jnp.log2(x * x + 1)
-        + jnp.arctanh(x * 0.3) * jnp.log10(x * x + 2)
-        + jnp.sinh(jnp.arcsin(x * 0.4)) * jnp.arccosh(x * x + 1.5)
-    )
+    """The function with jax.numpy's functions (the reference for derivatives of any order)."""
+    return f_with(need("jax").numpy, x)
 
 
 def test_the_numpy_and_method_spellings_are_the_same_graph() -> None:
