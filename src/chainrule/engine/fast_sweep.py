@@ -73,10 +73,22 @@ def marked_order(root: Any) -> list[Any]:
             node._g = zero
             a = node._a
             b = node._b
-            if b is not MANY:
-                if a is not None and (type(a) is float or not a.requires_grad or a._g is zero):
+            if b is None or type(b) is float:
+                # The commonest node: a leaf, a one-input op, or an op with a number on its right
+                # (y * 1.5). Its one input, if any, is a node: walked next, as a chain's link.
+                if a is not None and a.requires_grad and a._g is not zero:
+                    link(node)
+                    node = a
+                    continue
+                emit(node)
+                if chain:
+                    order.extend(reversed(chain))
+                    chain.clear()
+                break
+            if b is not MANY:  # two inputs: b a node, a a node or a number (2 - y)
+                if type(a) is float or not a.requires_grad or a._g is zero:
                     a = None
-                if b is not None and (type(b) is float or not b.requires_grad or b._g is zero):
+                if not b.requires_grad or b._g is zero:
                     b = None
                 if a is None and b is None:
                     emit(node)
@@ -149,22 +161,22 @@ def sweep_floats(order: list[Any], accumulate: bool) -> None:
                 continue
             a = node._a
             b = node._b
-            if b is None:  # one input
+            # The operands first: a node with a number in it (y * 1.5, y - 0.25, 2 ** y) is the
+            # commonest kind, and then only one input takes a gradient; measured, this order of the
+            # tests is a few percent faster on a chain than testing the row's algebra first.
+            if type(b) is float:  # a number on the right: only `a` takes a gradient
                 if a.requires_grad:  # False if it was switched off after the graph was built
+                    if op.bilinear:
+                        a._g += g * b
+                    elif op.linear is not None:
+                        a._g += g * op.linear[0]
+                    else:
+                        a._g += op.derivatives[0](m, g, node._data, a._data, b)
+            elif b is None:  # one input
+                if a.requires_grad:
                     a._g += op.derivatives[0](m, g, node._data, a._data)
-            elif b is not MANY:  # two inputs; a number among them is stored as a float
-                # The operands first: a node with a number in it (y * 1.5, y - 0.25, 2 ** y) is the
-                # commonest kind, and then only one input takes a gradient; measured, this order of
-                # the tests is a few percent faster on a chain than testing the row's algebra first.
-                if type(b) is float:
-                    if a.requires_grad:
-                        if op.bilinear:
-                            a._g += g * b
-                        elif op.linear is not None:
-                            a._g += g * op.linear[0]
-                        else:
-                            a._g += op.derivatives[0](m, g, node._data, a._data, b)
-                elif type(a) is float:
+            elif b is not MANY:  # two inputs, `b` a node; `a` a node or a number (2 ** y)
+                if type(a) is float:
                     if b.requires_grad:
                         if op.bilinear:
                             b._g += g * a
