@@ -13,11 +13,12 @@ The contract: the functions whose numerics need care (`SPECIAL`: `pow` and its `
 `xlogy`, `sigmoid`, `softplus`, `relu`, `step`, `sign`, `is_fractional`, with their NaN and inf
 conventions, and `sinc_slope`, the derivative of numpy's sinc) are written out below, side by side
 for every number system. The float and Value backends also write out what math and Values lack
-(`sinc`, `floor_divide`: numpy's names, which the array libraries have). Every other name is
-looked up by name on first use (and then cached on the backend): in `math` for floats (with IEEE
-results where math raises), as the `Value` method of that name for `VALUE`, in `numpy`, `jax.numpy`
-or `torch` for arrays. `ALIASES` is the one table of names that math and numpy spell differently
-(`atan`/`arctan`), so a rule may call any elementary function both offer and run everywhere.
+(`sinc`, `floor_divide`: numpy's names, which the array libraries have). Every other name comes
+from the library of that number system: for floats, every function of `math` is set in `FLOAT` at
+import (with IEEE results where math raises); the others look a name up on first use and then cache
+it, as the `Value` method of that name for `VALUE`, in `numpy`, `jax.numpy` or `torch` for arrays.
+`ALIASES` is the one table of names that math and numpy spell differently (`atan`/`arctan`), so a
+rule may call any elementary function both offer and run everywhere.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class Backend:
         return f"<chainrule backend {self.name!r}>"
 
 
-_SOURCES = {"float": "math", "value": "Value's methods", "jax": "jax.numpy"}
+_SOURCES = {"value": "Value's methods", "jax": "jax.numpy"}
 
 
 def require_module(module: str, extra: str, what: str) -> ModuleType:
@@ -277,16 +278,28 @@ def _ieee(fn: Callable[..., float], name: str) -> Callable[..., float]:
     return run
 
 
-def _math_lookup(name: str) -> Any:
-    for spelling in spellings(name):
-        fn = getattr(math, spelling, None)
-        if callable(fn):
-            return _ieee(fn, spelling)
-    return None
+def _float_backend(written_out: dict[str, Any]) -> ModuleType:
+    """`FLOAT`: the functions written out here and every function of math, set in a module object.
+
+    Not a `Backend`: math's functions are all known in advance, so nothing is left to look up later,
+    and a module is the namespace whose attribute lookups Python caches at each call site. `m.relu(a)`
+    in a rule runs for nearly every node the eager engine builds or sweeps; on a `Backend`, whose
+    `__getattr__` turns every lookup into the generic one, it costs several percent of building a
+    graph (docs/performance.md). An unknown name is the module's own AttributeError.
+    """
+    functions = dict(written_out)
+    for name in dir(math):
+        fn = getattr(math, name)
+        if not name.startswith("_") and callable(fn):
+            wrapped = _ieee(fn, name)
+            for spelling in spellings(name):
+                functions.setdefault(spelling, wrapped)  # a function written out wins
+    namespace = ModuleType("chainrule.backends.FLOAT", "Python floats: the eager engine's number system.")
+    vars(namespace).update(functions, name="float")
+    return namespace
 
 
-FLOAT = Backend(
-    "float",
+FLOAT = _float_backend(
     {
         # the hot functions of the eager engine, written out so that they need no numpy
         "exp": _exp,
@@ -309,8 +322,7 @@ FLOAT = Backend(
         # numpy's functions that math lacks
         "sinc": _sinc,
         "floor_divide": _floor_divide,
-    },
-    _math_lookup,
+    }
 )
 
 

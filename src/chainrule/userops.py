@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from .backends import Backend
+from .backends import FLOAT, Backend
 from .engine import Node, Symbolic, Value, apply, is_real, leaf, not_a_number, to_float
 from .errors import DomainError
 from .ops import OPS, TENSOR_OPS_BY_NAME, Op, Rule
@@ -254,7 +254,7 @@ def _failed(exc: TypeError, m: Any, name: str, what: str) -> TypeError:
 
 def _kind(m: Any) -> str | None:
     """The name of the number system `m` ('float', 'value', 'numpy', 'jax', 'torch'), None if unknown."""
-    return m.name if isinstance(m, Backend) and m.name in _WHERE else None
+    return m.name if (m is FLOAT or isinstance(m, Backend)) and m.name in _WHERE else None
 
 
 def _numpy() -> Any:
