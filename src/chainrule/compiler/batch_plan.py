@@ -98,11 +98,13 @@ class BatchPlan:
         else:
             needs = [False] * n_in + [k == PARAMETER for k in program.kinds[n_in:n_leaves]]
             for ins in instructions:
-                needs.append(any(needs[a] for a in ins.args))
+                needs.append(True in map(needs.__getitem__, ins.args))
             self.needs = tuple(needs)
+        # An instruction varies over the batch if one of its operands does. (`map` and `in` look at
+        # the operands without a generator per instruction: this loop runs once per instruction.)
         buffer_of = [VARYING] * n_in + [UNIFORM] * (n_leaves - n_in)
         for ins in instructions:
-            buffer_of.append(VARYING if any(buffer_of[a] == VARYING for a in ins.args) else UNIFORM)
+            buffer_of.append(VARYING if VARYING in map(buffer_of.__getitem__, ins.args) else UNIFORM)
         self.buffer_of = buffer_of
         self.terms = self._sums_of_products()
         groups = self._groups()
@@ -216,9 +218,14 @@ class BatchPlan:
                 key: tuple[Any, ...] = (SUMS, ins.op.arity is None)
             else:
                 deps = list(ins.args)
-                key = (ins.op.name, tuple(buffer_of[a] for a in ins.args))
-            level[s] = 1 + max((level[d] for d in deps if buffer_of[d] == buffer_of[s]), default=0)
-            groups[(buffer_of[s], level[s], *key, needs[s])].append(s)
+                key = (ins.op.name, tuple(map(buffer_of.__getitem__, ins.args)))
+            buffer = buffer_of[s]
+            depth = 0  # the deepest operand in the same buffer (a plain loop: it runs per instruction)
+            for d in deps:
+                if buffer_of[d] == buffer and level[d] > depth:
+                    depth = level[d]
+            level[s] = depth + 1
+            groups[(buffer, depth + 1, *key, needs[s])].append(s)
         return groups
 
     def _dense(self, slots: list[int]) -> bool:
