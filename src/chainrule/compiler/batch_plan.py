@@ -342,12 +342,12 @@ class BatchPlan:
         (coefficient, weight slot or None, value slot)): a term with a varying value is an entry of
         `W @ X`, dense (padded with the 0.0 row) or sparse as `_dense` decides; one with a uniform
         value is part of its sum's bias."""
-        needs, row = self.needs, self.row
+        needs, row, buffer_of, terms = self.needs, self.row, self.buffer_of, self.terms
         k = len(slots)
         varying, uniform = [], []  # (sum's row in the group, coefficient, weight slot or None, value slot)
         for r, s in enumerate(slots):
-            for coef, w, c in self.terms[s]:
-                (varying if self.buffer_of[c] == VARYING else uniform).append((r, coef, w, c))
+            for coef, w, c in terms[s]:
+                (varying if buffer_of[c] == VARYING else uniform).append((r, coef, w, c))
 
         def weight_row(w: int | None) -> int:
             return ONE_ROW if w is None else row[w]
@@ -368,12 +368,16 @@ class BatchPlan:
                 shape = (k, len(columns))
                 weight_rows = np.full(shape, ZERO_ROW, dtype=np.int64)  # where W[i, j] lives
                 factors = np.ones(shape)
-                for r, coef, w, c in varying:
-                    p = column_of[row[c]]
-                    weight_rows[r, p] = weight_row(w)
-                    factors[r, p] = coef
-                    if weight_needs_grad(w):
-                        wanted.append(r * len(columns) + p)
+                # each term's entry (r, p) of W, written in one go (numpy's item writes are slow)
+                sums = [r for r, _, _, _ in varying]
+                places = [column_of[row[c]] for _, _, _, c in varying]
+                weight_rows[sums, places] = [weight_row(w) for _, _, w, _ in varying]
+                factors[sums, places] = [coef for _, coef, _, _ in varying]
+                wanted = [
+                    r * len(columns) + p
+                    for r, p, (_, _, w, _) in zip(sums, places, varying, strict=True)
+                    if weight_needs_grad(w)
+                ]
                 weights = builder.read(UNIFORM, weight_rows.ravel(), exact=True)
                 values = builder.read(VARYING, columns)
                 if (factors != 1.0).any():

@@ -279,14 +279,20 @@ class PlanBuilder:
             first = int(rows[0])
             b0 = bisect.bisect_right(starts, first) - 1
             return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + 1, None)
-        rows = np.asarray(rows, dtype=np.int64)
         first, last, n = int(rows[0]), int(rows[-1]), len(rows)
         b0 = bisect.bisect_right(starts, first) - 1
         b0_end = starts[b0 + 1] if b0 + 1 < len(starts) else self.ends[buffer]
-        if not exact and (rows == first).all():
+        if isinstance(rows, list):  # checked as a list: making an array of a long list costs more
+            all_first = rows.count(first) == n
+            consecutive = last - first == n - 1 and rows == list(range(first, last + 1))
+        else:
+            all_first = bool((rows == first).all())
+            consecutive = last - first == n - 1 and bool((np.diff(rows) == 1).all())
+        if not exact and all_first:
             return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + 1, None)
-        if last - first == n - 1 and last < b0_end and (np.diff(rows) == 1).all():
+        if consecutive and last < b0_end:
             return Read(buffer, (b0,), first - starts[b0], first - starts[b0] + n, None)
+        rows = np.asarray(rows, dtype=np.int64)
         # a gather: rows counted from the start of the concatenation of the blocks concerned
         begins = np.asarray(starts, dtype=np.int64)
         ends = [*starts[1:], self.ends[buffer]]
