@@ -178,12 +178,11 @@ class BatchPlan:
         outputs = set(program.output_slots)
         terms_of: dict[int, list[tuple[float, int | None, int]]] = {}
         self.absorbed: set[int] = set()
+        absorbed = self.absorbed
         for ins in reversed(instructions):
-            if ins.slot in self.absorbed:
+            if ins.op.linear is None or ins.slot in absorbed:  # most instructions: not a sum
                 continue
-            coeffs = coefficients(ins.op, len(ins.args))
-            if coeffs is None:
-                continue
+            coeffs = coefficients(ins.op, len(ins.args)) or ()
             terms: list[tuple[float, int | None, int]] = []
             took: list[int] = []
             for s, coef in zip(ins.args, coeffs, strict=True):  # the terms in the node's own order
@@ -199,7 +198,7 @@ class BatchPlan:
                 terms.append((coef, None, s))
             if ins.op.name == "sum" or took:
                 terms_of[ins.slot] = terms
-                self.absorbed.update(took)
+                absorbed.update(took)
         return terms_of
 
     def _groups(self) -> dict[tuple[Any, ...], list[int]]:
