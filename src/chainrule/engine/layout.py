@@ -21,6 +21,7 @@ and writes them through `set_inputs`, except the engine's hot paths (`walk.py`, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from .mode import STATE, recording
@@ -95,9 +96,9 @@ def set_inputs(node: Node, inputs: tuple[Any, ...], many: bool = False) -> None:
         node._a, node._b = inputs, MANY
 
 
-def operation_of(node: Node) -> Any:
-    """What made `node`: a row of the derivative table (an `Op`), a `HandBuilt` record, or None (a leaf)."""
-    return node._operation
+# What made a node: a row of the derivative table (an `Op`), a `HandBuilt` record, or None (a leaf).
+# A C-level getter rather than a Python function: compiling reads it for every node of a graph.
+operation_of: Callable[[Node], Any] = attrgetter("_operation")
 
 
 def has_input_tuple(node: Node) -> bool:
