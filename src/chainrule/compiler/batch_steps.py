@@ -43,12 +43,14 @@ class BufferRows:
 
     __slots__ = ("buffer", "indices", "kind", "start", "stop", "count")
 
-    def __init__(self, buffer: int, indices: Any) -> None:
+    def __init__(self, buffer: int, indices: Any, kind: str | None = None) -> None:
         indices = np.asarray(indices, dtype=np.intp)
         self.buffer, self.indices, self.count = buffer, indices, len(indices)
         self.start = int(indices[0]) if self.count else 0
         self.stop = self.start + self.count
-        if self.count > 1 and (indices == indices[0]).all():
+        if kind is not None:  # known from how the rows were made (`read_rows`)
+            self.kind = kind
+        elif self.count > 1 and (indices == indices[0]).all():
             self.kind = "one"  # the same row for every entry: broadcast it
         elif self.count == 0 or (indices == np.arange(self.start, self.stop)).all():
             self.kind = "slice"
@@ -81,11 +83,20 @@ class BufferRows:
             np.add.at(buf, self.indices, c)
 
 
-def operand_rows(plan: Plan, read: Any, k: int) -> Any:
-    """The buffer rows an operand of k rows reads: a one-row read (an operand the same for every row)
-    repeated k times, so that `BufferRows` broadcasts it and sums its gradient."""
-    rows = plan.rows(read)
-    return np.full(k, rows[0], dtype=np.intp) if len(rows) == 1 and k > 1 else rows
+def read_rows(plan: Plan, read: Any, k: int = 1) -> BufferRows:
+    """The buffer rows a plan's `read` names, read by k rows: a one-row read (an operand the same for
+    every row) is repeated k times, so that `BufferRows` broadcasts it and sums its gradient.
+
+    A read of one block's consecutive rows, as most are, is a slice or a broadcast row by how it was
+    made, so its rows need no checking (a plan has many such reads, each checked once per program).
+    """
+    if read.index is not None:
+        return BufferRows(read.buffer, plan.rows(read))
+    first = plan.block_starts[read.buffer][read.blocks[0]] + read.start
+    n = read.stop - read.start
+    if n == 1 and k > 1:
+        return BufferRows(read.buffer, np.full(k, first, dtype=np.intp), kind="one")
+    return BufferRows(read.buffer, np.arange(first, first + n, dtype=np.intp), kind="slice")
 
 
 def float_array(values: Any) -> Any:
@@ -112,7 +123,7 @@ class MapStep:
         self.group, self.op, self.buffer, self.describe_slot = group, op, group.buffer, describe
         self.start = plan.group_starts[index]
         self.stop = self.start + group.k
-        self.operands = [BufferRows(r.buffer, operand_rows(plan, r, group.k)) for r in group.operands]
+        self.operands = [read_rows(plan, r, group.k) for r in group.operands]
         # gradients are computed only for operand positions where some row needs one
         self.grad_positions = list(group.grad_operands())
         self.requires_grad = group.requires_grad
@@ -221,7 +232,7 @@ class SumsOfProductsStep:
             if len(self.weight_grad_entries):
                 self.weight_grad_rows = BufferRows(UNIFORM, weight_rows[self.weight_grad_entries])
             if group.layout == "dense":
-                self.inputs = BufferRows(VARYING, plan.rows(group.values))  # the rows of X
+                self.inputs = read_rows(plan, group.values)  # the rows of X
                 self.weight_rows = weight_rows.reshape(group.shape)  # where W[i, j] lives (ZERO_ROW: padding)
                 self.scaled = group.scale is not None
                 if self.scaled:
@@ -245,7 +256,7 @@ class SumsOfProductsStep:
                 assert group.scale is not None and group.segments is not None
                 self.term_sum = index_array(plan, group.segments)  # the sum each term is in
                 self.sum_starts = np.searchsorted(self.term_sum, np.arange(k))  # first term of each sum
-                self.term_values = BufferRows(VARYING, plan.rows(group.values))
+                self.term_values = read_rows(plan, group.values)
                 self.term_weights = weight_rows
                 self.term_coefficients = float_array(plan.arrays[group.scale])
                 n_varying = len(self.term_sum)
