@@ -90,13 +90,12 @@ def read_rows(plan: Plan, read: Any, k: int = 1) -> BufferRows:
     A read of one block's consecutive rows, as most are, is a slice or a broadcast row by how it was
     made, so its rows need no checking (a plan has many such reads, each checked once per program).
     """
-    if read.index is not None:
-        return BufferRows(read.buffer, plan.rows(read))
-    first = plan.block_starts[read.buffer][read.blocks[0]] + read.start
-    n = read.stop - read.start
-    if n == 1 and k > 1:
-        return BufferRows(read.buffer, np.full(k, first, dtype=np.intp), kind="one")
-    return BufferRows(read.buffer, np.arange(first, first + n, dtype=np.intp), kind="slice")
+    rows = plan.rows(read)
+    if read.index is not None:  # a gather: its rows say what kind it is
+        return BufferRows(read.buffer, rows)
+    if len(rows) == 1 and k > 1:
+        return BufferRows(read.buffer, np.full(k, rows[0], dtype=np.intp), kind="one")
+    return BufferRows(read.buffer, rows, kind="slice")
 
 
 def float_array(values: Any) -> Any:
